@@ -1,0 +1,118 @@
+//! The application: storage, engine, GraphQL schema and HTTP server wired
+//! together, with start-up recovery and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServeArgs;
+use crate::domain::{Member, Principal};
+use crate::engine::{Engine, LocalExecutor};
+use crate::graphql::{GraphqlContext, build_schema};
+use crate::http::{self, AppState};
+use crate::store::{Store, resources};
+
+/// Name of the organization a new database starts with.
+const FIRST_ORGANIZATION: &str = "default";
+
+/// A built server, listening but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    engine: Arc<Engine>,
+    executor: Arc<LocalExecutor>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    ready: watch::Sender<bool>,
+    grace: Duration,
+}
+
+impl Application {
+    /// Opens the database and binds the listener; nothing is served yet.
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        let store = Store::open(&args.db)?;
+        let org = store
+            .write(|tx| resources::ensure_first_organization(tx, FIRST_ORGANIZATION))
+            .await
+            .context("creating the first organization")?;
+        let listener =
+            TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let mark = std::fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
+        let executor =
+            LocalExecutor::new(store.clone(), args.data_dir(), mark.display().to_string(), tasks.clone());
+        let engine = Engine::new(store.clone(), executor.clone(), shutdown.child_token(), tasks.clone());
+        let schema = build_schema(Some(GraphqlContext { store: store.clone(), engine: engine.clone() }));
+        let (ready, ready_rx) = watch::channel(false);
+        // Until access control exists, every request acts as this owner.
+        let owner = Principal { organization_id: org.id, member: Member { id: 1, name: "owner".into() } };
+        let state =
+            AppState::new(schema, store, engine.clone(), owner, ready_rx, shutdown.clone(), tasks.clone());
+        Ok(Self {
+            listener,
+            state,
+            engine,
+            executor,
+            shutdown,
+            tasks,
+            ready,
+            grace: Duration::from_millis(args.shutdown_grace_ms),
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// The store the server runs on (benchmarks compare against it).
+    pub fn store(&self) -> Store {
+        self.state.store()
+    }
+
+    /// Cancelling it shuts the server down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Turns `true` once start-up recovery is done (`/readyz`).
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Serves until the shutdown token is cancelled: in-flight requests
+    /// finish, open subscriptions end, running operations stop where they
+    /// are (start-up recovery ends them next time), every instance process
+    /// is stopped, and the database file is closed before this returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, state, engine, executor, shutdown, tasks, ready, grace } = self;
+        let router = http::router(state);
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+        });
+        engine.recover().await.context("start-up recovery")?;
+        ready.send_replace(true);
+        tracing::info!("ready");
+        server.await.context("the HTTP server task failed")?.context("serving HTTP")?;
+        tracing::info!("HTTP server stopped; stopping operations and instances");
+        shutdown.cancel();
+        executor.shutdown(grace).await;
+        tasks.close();
+        if tokio::time::timeout(grace + Duration::from_secs(5), tasks.wait()).await.is_err() {
+            tracing::warn!("some background tasks did not stop in time");
+        }
+        let closed = engine.store().closed();
+        drop((engine, executor));
+        if tokio::time::timeout(Duration::from_secs(10), closed).await.is_err() {
+            tracing::warn!("the database is still in use; it closes when the process exits");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! Command line and environment configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// opsgraph: the operations record and control plane of a platform, served
+/// as GraphQL over one redb file.
+#[derive(Debug, Parser)]
+#[command(name = "opsgraph", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, the default command.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Print the GraphQL schema (SDL) to standard output.
+    ExportSchema,
+}
+
+/// How the server runs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Path of the redb database file; created if missing.
+    #[arg(long, env = "OPSGRAPH_DB", default_value = "opsgraph.redb")]
+    pub db: PathBuf,
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, env = "OPSGRAPH_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Directory of the services' work and data directories
+    /// [default: the database path with `.data` appended].
+    #[arg(long, env = "OPSGRAPH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Milliseconds instances get between SIGTERM and SIGKILL when the
+    /// server shuts down.
+    #[arg(long, env = "OPSGRAPH_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl ServeArgs {
+    /// Settings for a server on `listen` with the database at `db` (tests,
+    /// benchmarks).
+    pub fn new(db: PathBuf, listen: SocketAddr) -> Self {
+        Self { db, listen, data_dir: None, shutdown_grace_ms: 5_000 }
+    }
+
+    /// Where the local executor keeps its directories.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let mut name = self.db.clone().into_os_string();
+            name.push(".data");
+            PathBuf::from(name)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_is_the_default_and_flags_parse() {
+        let cli = Cli::try_parse_from(["opsgraph", "--db", "x.redb", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.db, PathBuf::from("x.redb"));
+        assert_eq!(cli.serve.data_dir(), PathBuf::from("x.redb.data"));
+        let cli = Cli::try_parse_from(["opsgraph", "serve", "--listen", "0.0.0.0:9000"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve(ref a)) if a.listen.port() == 9000));
+        let cli = Cli::try_parse_from(["opsgraph", "export-schema"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::ExportSchema)));
+    }
+}

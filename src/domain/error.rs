@@ -1,0 +1,127 @@
+//! The one error type of the domain, with a stable machine code per variant.
+
+use std::fmt;
+
+/// Stable machine-readable codes, sent to clients as `extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    NotFound,
+    BadUserInput,
+    Conflict,
+    InvalidTransition,
+    Unauthenticated,
+    Forbidden,
+    RateLimited,
+    IdempotencyKeyReused,
+    InternalServerError,
+}
+
+impl ErrorCode {
+    /// The code as clients see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::InvalidTransition => "INVALID_TRANSITION",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong in a request, as the caller should learn it.
+///
+/// `Internal` carries the full detail for the server log; clients only ever
+/// see a generic message for it (see `graphql::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    #[error("invalid {field}: {reason}")]
+    BadUserInput { field: &'static str, reason: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidTransition(String),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many requests")]
+    RateLimited,
+    #[error("idempotency key `{0}` was already used for a different request")]
+    IdempotencyKeyReused(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::BadUserInput { .. } => ErrorCode::BadUserInput,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::InvalidTransition(_) => ErrorCode::InvalidTransition,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::RateLimited => ErrorCode::RateLimited,
+            Self::IdempotencyKeyReused(_) => ErrorCode::IdempotencyKeyReused,
+            Self::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+
+    pub fn not_found(kind: &'static str, id: impl fmt::Display) -> Self {
+        Self::NotFound { kind, id: id.to_string() }
+    }
+
+    pub fn bad_input(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::BadUserInput { field, reason: reason.into() }
+    }
+
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_its_stable_code() {
+        let cases = [
+            (DomainError::not_found("Service", "svc_1"), "NOT_FOUND"),
+            (DomainError::bad_input("name", "empty"), "BAD_USER_INPUT"),
+            (DomainError::Conflict("x".into()), "CONFLICT"),
+            (DomainError::InvalidTransition("x".into()), "INVALID_TRANSITION"),
+            (DomainError::Unauthenticated, "UNAUTHENTICATED"),
+            (DomainError::Forbidden("x".into()), "FORBIDDEN"),
+            (DomainError::RateLimited, "RATE_LIMITED"),
+            (DomainError::IdempotencyKeyReused("k".into()), "IDEMPOTENCY_KEY_REUSED"),
+            (DomainError::internal("disk"), "INTERNAL_SERVER_ERROR"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code().as_str(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        assert_eq!(DomainError::not_found("Service", "svc_9").to_string(), "Service svc_9 not found");
+        assert_eq!(
+            DomainError::bad_input("instances", "must be at least 0").to_string(),
+            "invalid instances: must be at least 0"
+        );
+    }
+}

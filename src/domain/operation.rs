@@ -1,0 +1,269 @@
+//! Operations: every change to a service, with its trigger, steps and outcome.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    DomainError, EnvironmentId, Member, Millis, OperationId, OperationStatus, OrganizationId, ServiceId,
+    ServiceKind,
+};
+
+/// What an operation does to its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OperationType {
+    Deploy,
+    Redeploy,
+    Restart,
+    Scale,
+    Stop,
+    Start,
+    Delete,
+}
+
+/// Who or what asked for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TriggerKind {
+    User,
+    Support,
+    Platform,
+}
+
+/// Through which channel the operation was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TriggerSource {
+    Console,
+    Cli,
+    Api,
+    Git,
+    Github,
+    Monitoring,
+}
+
+/// Why the platform itself started an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PlatformReason {
+    Unreachable,
+    Timeout,
+    Scaling,
+    Maintenance,
+    DiskFull,
+}
+
+/// The trigger of an operation. Invariant (checked by [`Trigger::user`] and
+/// [`Trigger::platform`]): a platform trigger has a reason and no author; a
+/// user or support trigger has an author and no reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub source: TriggerSource,
+    pub author: Option<Member>,
+    pub reason: Option<PlatformReason>,
+}
+
+impl Trigger {
+    /// A person asked, through `source`.
+    pub fn user(author: Member, source: TriggerSource) -> Result<Self, DomainError> {
+        if source == TriggerSource::Monitoring {
+            return Err(DomainError::bad_input(
+                "source",
+                "MONITORING is reserved for operations the platform starts itself",
+            ));
+        }
+        Ok(Self { kind: TriggerKind::User, source, author: Some(author), reason: None })
+    }
+
+    /// The platform asked, for `reason`.
+    pub fn platform(reason: PlatformReason) -> Self {
+        Self {
+            kind: TriggerKind::Platform,
+            source: TriggerSource::Monitoring,
+            author: None,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// How undoing a failed or cancelled operation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RollbackOutcome {
+    /// Nothing had changed, or the operation succeeded.
+    NotNeeded,
+    /// Everything is back as it was.
+    Succeeded,
+    /// Some change could not be undone; the log says which.
+    Failed,
+}
+
+impl RollbackOutcome {
+    /// The name clients see (`SUCCEEDED`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotNeeded => "NOT_NEEDED",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+/// The kinds of steps the engine knows how to run and undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepKind {
+    Build,
+    Release,
+    PrepareInstance,
+    StartInstances,
+    HealthCheck,
+    Switch,
+    StopOldInstances,
+    HandOverData,
+    StopInstances,
+    RemoveService,
+}
+
+impl StepKind {
+    /// The human name shown in logs and the console.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::Release => "release",
+            Self::PrepareInstance => "prepare new instance",
+            Self::StartInstances => "start new instances",
+            Self::HealthCheck => "health check",
+            Self::Switch => "switch to new instances",
+            Self::StopOldInstances => "stop old instances",
+            Self::HandOverData => "hand over data directory",
+            Self::StopInstances => "stop instances",
+            Self::RemoveService => "remove service",
+        }
+    }
+
+    /// The operation status while this step runs.
+    pub fn phase(self) -> OperationStatus {
+        match self {
+            Self::Build => OperationStatus::Building,
+            _ => OperationStatus::Deploying,
+        }
+    }
+}
+
+/// Status of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// Never ran because an earlier step failed or the operation was cancelled.
+    Skipped,
+    /// Was running when the operation was cancelled.
+    Cancelled,
+    /// Had succeeded, then was undone by the rollback.
+    RolledBack,
+    /// Had succeeded; undoing it failed or was impossible.
+    RollbackFailed,
+}
+
+/// One step of an operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub kind: StepKind,
+    pub status: StepStatus,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    /// Why it failed, or what its rollback did.
+    pub message: Option<String>,
+}
+
+impl Step {
+    pub fn planned(kind: StepKind) -> Self {
+        Self { kind, status: StepStatus::Pending, started_at: None, finished_at: None, message: None }
+    }
+}
+
+/// An operation as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: OperationId,
+    pub organization_id: OrganizationId,
+    pub environment_id: EnvironmentId,
+    pub service_id: ServiceId,
+    #[serde(rename = "type")]
+    pub op_type: OperationType,
+    pub status: OperationStatus,
+    /// For deploys: the commit deployed; otherwise the commit the service
+    /// ran when the operation was queued.
+    pub commit: Option<String>,
+    /// The service's commit when the operation was queued: what a rollback
+    /// returns to.
+    pub previous_commit: Option<String>,
+    pub trigger: Trigger,
+    /// Snapshots, so the record reads right after renames and deletions.
+    pub service_name: String,
+    pub environment_name: String,
+    pub service_kind: ServiceKind,
+    pub queued_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub steps: Vec<Step>,
+    pub rollback: RollbackOutcome,
+    /// For `SCALE`: the instance count asked for.
+    pub target_instances: Option<u32>,
+    /// For "redeploy this commit": the operation whose commit is deployed.
+    pub redeploy_of: Option<OperationId>,
+    pub idempotency_key: Option<String>,
+}
+
+/// What a mutation asks for; the store fills in ids, names and times.
+#[derive(Debug, Clone)]
+pub struct NewOperation {
+    pub service_id: ServiceId,
+    pub op_type: OperationType,
+    /// `None`: the service's current commit.
+    pub commit: Option<String>,
+    pub trigger: Trigger,
+    pub target_instances: Option<u32>,
+    pub redeploy_of: Option<OperationId>,
+    pub idempotency_key: Option<String>,
+}
+
+impl Operation {
+    /// Duration in milliseconds once both ends are known.
+    pub fn duration_ms(&self) -> Option<i64> {
+        Some(self.finished_at? - self.started_at.unwrap_or(self.queued_at))
+    }
+}
+
+/// Which operations a listing returns; every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct OperationFilter {
+    pub environment_id: Option<super::EnvironmentId>,
+    pub service_id: Option<ServiceId>,
+    pub types: Vec<OperationType>,
+    pub statuses: Vec<OperationStatus>,
+    pub sources: Vec<TriggerSource>,
+    /// Queued at or after this time.
+    pub queued_from: Option<Millis>,
+    /// Queued before this time.
+    pub queued_to: Option<Millis>,
+}
+
+impl OperationFilter {
+    pub fn matches(&self, op: &Operation) -> bool {
+        fn within<T: PartialEq>(list: &[T], value: &T) -> bool {
+            list.is_empty() || list.contains(value)
+        }
+        self.environment_id.is_none_or(|e| e == op.environment_id)
+            && self.service_id.is_none_or(|s| s == op.service_id)
+            && within(&self.types, &op.op_type)
+            && within(&self.statuses, &op.status)
+            && within(&self.sources, &op.trigger.source)
+            && self.queued_from.is_none_or(|from| op.queued_at >= from)
+            && self.queued_to.is_none_or(|to| op.queued_at < to)
+    }
+}

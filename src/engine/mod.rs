@@ -1,0 +1,168 @@
+//! Runs operations: one queue per service (operations on one service run
+//! one at a time, in queue order; different services run in parallel), the
+//! step runner with its rollback, cancellation, and start-up recovery.
+//!
+//! Imports `domain` and `store`; never the GraphQL or HTTP layers.
+
+pub mod local;
+mod recovery;
+mod runner;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::domain::{
+    DomainError, LogStream, NewOperation, Operation, OperationId, OperationStatus, Principal,
+    RollbackOutcome, ServiceId, StepStatus, now_millis,
+};
+use crate::store::{Store, operations};
+
+pub use local::LocalExecutor;
+
+type Result<T> = std::result::Result<T, DomainError>;
+
+/// The operation engine; shared behind an `Arc`.
+pub struct Engine {
+    store: Store,
+    executor: Arc<LocalExecutor>,
+    /// Services whose queue a worker task is draining; `true` asks the
+    /// worker to look again before it exits (an operation was queued while
+    /// it was finishing).
+    workers: Mutex<HashMap<ServiceId, bool>>,
+    /// Cancellation of each running operation; a child of `shutdown`.
+    running: Mutex<HashMap<OperationId, CancellationToken>>,
+    /// Cancelled when the server shuts down: running operations stop where
+    /// they are and are left for start-up recovery.
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        executor: Arc<LocalExecutor>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            executor,
+            workers: Mutex::default(),
+            running: Mutex::default(),
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// How many operations are running steps now.
+    pub fn running_count(&self) -> usize {
+        self.running.lock().expect("running map").len()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Ends what a previous process left running, stops its orphaned
+    /// instances and starts the queues again. Run once, before `/readyz`
+    /// turns ready.
+    pub async fn recover(self: &Arc<Self>) -> anyhow::Result<()> {
+        recovery::recover(self).await
+    }
+
+    /// Queues an operation and wakes its service's queue.
+    pub async fn submit(self: &Arc<Self>, principal: &Principal, new: NewOperation) -> Result<Operation> {
+        let principal = principal.clone();
+        let op = self.store.write(move |tx| operations::queue(tx, &principal, &new)).await?;
+        self.kick(op.service_id);
+        Ok(op)
+    }
+
+    /// Cancels an operation: a queued one ends at once as `CANCELLED`; a
+    /// running one goes to `CANCELLING`, its current step is stopped and it
+    /// is rolled back; a final one is refused with `INVALID_TRANSITION`.
+    pub async fn cancel(self: &Arc<Self>, principal: &Principal, id: OperationId) -> Result<Operation> {
+        let org = principal.organization_id;
+        let who = principal.member.name.clone();
+        let op = self
+            .store
+            .write(move |tx| {
+                operations::operation(tx.reader(), org, id)?;
+                let op = operations::update(tx, id, cancel_in_place)?;
+                let line = match op.status {
+                    OperationStatus::Cancelled => format!("cancelled by {who} before it started"),
+                    _ => format!("cancel requested by {who}: stopping the current step"),
+                };
+                operations::append_logs(tx, id, &[(LogStream::System, line, None)])?;
+                Ok(op)
+            })
+            .await?;
+        if op.status == OperationStatus::Cancelling
+            && let Some(token) = self.running.lock().expect("running map").get(&id)
+        {
+            token.cancel();
+        }
+        Ok(op)
+    }
+
+    /// Makes sure a worker drains the queue of `svc`.
+    fn kick(self: &Arc<Self>, svc: ServiceId) {
+        let mut workers = self.workers.lock().expect("workers map");
+        if let Some(again) = workers.get_mut(&svc) {
+            *again = true;
+            return;
+        }
+        workers.insert(svc, false);
+        let engine = self.clone();
+        self.tasks.spawn(async move { engine.drain(svc).await });
+    }
+
+    /// Runs the queued operations of `svc` one after another.
+    async fn drain(self: Arc<Self>, svc: ServiceId) {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            let next = self.store.read(move |r| Ok(operations::active_of(r, svc)?.into_iter().next())).await;
+            match next {
+                Ok(Some(op)) => runner::run(&self, op).await,
+                Ok(None) => {
+                    let mut workers = self.workers.lock().expect("workers map");
+                    match workers.get_mut(&svc) {
+                        Some(again) if *again => *again = false,
+                        _ => {
+                            workers.remove(&svc);
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, service = %svc, "reading the queue failed");
+                    self.workers.lock().expect("workers map").remove(&svc);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The cancel transition applied to a stored operation.
+fn cancel_in_place(op: &mut Operation) -> Result<()> {
+    match op.status {
+        OperationStatus::Queued => {
+            op.status = OperationStatus::Cancelled;
+            op.finished_at = Some(now_millis());
+            op.rollback = RollbackOutcome::NotNeeded;
+            for step in &mut op.steps {
+                step.status = StepStatus::Skipped;
+            }
+        }
+        // Asking twice is answered with the operation as it is.
+        OperationStatus::Cancelling => {}
+        status => op.status = status.transition(OperationStatus::Cancelling)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Start-up recovery: what a previous process left behind is ended,
+//! recorded and cleaned up before the server reports ready.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::Engine;
+use crate::domain::{
+    Instance, InstanceStatus, LogStream, Member, NewOperation, Operation, OperationStatus, OperationType,
+    PlatformReason, Principal, RollbackOutcome, ServiceId, StepKind, StepStatus, Trigger, now_millis,
+};
+use crate::store::{operations, resources};
+
+/// The line written to every operation a restart interrupted.
+pub const INTERRUPTED: &str = "interrupted: the opsgraph server stopped while this operation was running";
+
+pub async fn recover(engine: &Arc<Engine>) -> anyhow::Result<()> {
+    let store = engine.store.clone();
+    let (active, instances) = store
+        .read(|r| Ok((operations::all_active(r)?, resources::all_instances(r)?)))
+        .await
+        .context("reading what the previous run left")?;
+
+    // Processes of a previous run outlive it only if it was killed; they
+    // are recognised by their mark and stopped, so none is left behind.
+    let orphans = engine.executor.kill_orphans();
+    if orphans > 0 {
+        tracing::warn!(orphans, "stopped processes left behind by the previous run");
+    }
+    let was_serving: Vec<ServiceId> = {
+        let mut ids: Vec<ServiceId> =
+            instances.iter().filter(|i| i.current && i.status.is_live()).map(|i| i.service_id).collect();
+        ids.dedup();
+        ids
+    };
+    let interrupted: Vec<Operation> =
+        active.iter().filter(|o| o.status != OperationStatus::Queued).cloned().collect();
+    let count = interrupted.len();
+    store
+        .write(move |tx| {
+            for inst in &instances {
+                settle_instance(tx, inst, &interrupted)?;
+            }
+            for op in &interrupted {
+                end_interrupted(tx, op)?;
+            }
+            Ok(())
+        })
+        .await
+        .context("recording interrupted operations")?;
+    if count > 0 {
+        tracing::warn!(count, "ended operations interrupted by the previous shutdown");
+    }
+
+    // Services that were serving come back: the platform starts them again.
+    for svc in was_serving {
+        let org = store.read(move |r| resources::service_by_id(r, svc)).await?;
+        if org.is_deleted() {
+            continue;
+        }
+        let principal = Principal {
+            organization_id: org.organization_id,
+            member: Member { id: 0, name: "platform".into() },
+        };
+        let new = NewOperation {
+            service_id: svc,
+            op_type: OperationType::Start,
+            commit: None,
+            trigger: Trigger::platform(PlatformReason::Maintenance),
+            target_instances: None,
+            redeploy_of: None,
+            idempotency_key: None,
+        };
+        if let Err(error) = engine.submit(&principal, new).await {
+            tracing::warn!(%error, service = %svc, "could not queue the start of a service after restart");
+        }
+    }
+    let queued: Vec<ServiceId> = active.iter().map(|o| o.service_id).collect();
+    for svc in queued {
+        engine.kick(svc);
+    }
+    Ok(())
+}
+
+/// A live instance of the previous run is stopped now; one that an
+/// interrupted operation had started but not yet switched to is discarded.
+fn settle_instance(
+    tx: &mut crate::store::Tx<'_>,
+    inst: &Instance,
+    interrupted: &[Operation],
+) -> crate::store::TxResult<()> {
+    let started_by_interrupted = interrupted.iter().any(|o| o.id == inst.operation_id);
+    if started_by_interrupted && !inst.current {
+        return resources::remove_instance(tx, inst);
+    }
+    if inst.status.is_live() {
+        let mut inst = inst.clone();
+        inst.status = InstanceStatus::Stopped;
+        inst.status_since = now_millis();
+        inst.pid = None;
+        resources::put_instance(tx, &inst)?;
+        let line = format!("instance {} stopped: the opsgraph server restarted", inst.id);
+        operations::append_service_logs(tx, inst.service_id, &[(LogStream::System, line, Some(inst.id))])?;
+    }
+    Ok(())
+}
+
+/// Ends an operation a restart interrupted, with a final error status, the
+/// interrupted line and its rollback outcome: the new instances it started
+/// are discarded (so nothing changed, unless it had already switched to
+/// them).
+fn end_interrupted(tx: &mut crate::store::Tx<'_>, op: &Operation) -> crate::store::TxResult<()> {
+    let completed = |kind| op.steps.iter().any(|s| s.kind == kind && s.status == StepStatus::Succeeded);
+    let any_completed = op.steps.iter().any(|s| s.status == StepStatus::Succeeded);
+    let rollback = if !any_completed {
+        RollbackOutcome::NotNeeded
+    } else if completed(StepKind::Switch)
+        || completed(StepKind::StopInstances)
+        || completed(StepKind::RemoveService)
+    {
+        RollbackOutcome::Failed
+    } else {
+        RollbackOutcome::Succeeded
+    };
+    let status = op.status.failed();
+    operations::update(tx, op.id, |op| {
+        op.status = status;
+        op.rollback = rollback;
+        op.finished_at = Some(now_millis());
+        for step in &mut op.steps {
+            step.status = match step.status {
+                StepStatus::Running => StepStatus::Cancelled,
+                StepStatus::Pending => StepStatus::Skipped,
+                other => other,
+            };
+        }
+        Ok(())
+    })?;
+    let detail = match rollback {
+        RollbackOutcome::NotNeeded => "no step had completed: nothing to undo".to_owned(),
+        RollbackOutcome::Succeeded => {
+            "the new instances it started were discarded; the service keeps its previous instances".to_owned()
+        }
+        RollbackOutcome::Failed => {
+            "it had already changed the service's instances; that change could not be undone".to_owned()
+        }
+    };
+    let lines = [
+        (LogStream::System, INTERRUPTED.to_owned(), None),
+        (
+            LogStream::System,
+            format!("finished: {} (rollback {}: {detail})", status.as_str(), rollback.as_str()),
+            None,
+        ),
+    ];
+    operations::append_logs(tx, op.id, &lines)?;
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! Runs one operation step by step, rolls back on failure or cancel, and
+//! records every step and status change with a `SYSTEM` log line.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use super::local::{Run, Undo};
+use crate::domain::{
+    DomainError, LogStream, Operation, OperationId, OperationStatus, OperationType, RollbackOutcome,
+    StepStatus, now_millis,
+};
+use crate::store::{operations, resources};
+
+type Result<T> = std::result::Result<T, DomainError>;
+
+/// How the steps ended.
+enum Ending {
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// The server is shutting down: leave the operation as it is for
+    /// start-up recovery.
+    Abandoned,
+}
+
+/// Runs `op` (queued) to a final status.
+pub async fn run(engine: &Arc<Engine>, op: Operation) {
+    let id = op.id;
+    let token = engine.shutdown.child_token();
+    engine.running.lock().expect("running map").insert(id, token.clone());
+    if let Err(error) = run_registered(engine, op, &token).await {
+        tracing::error!(%error, operation = %id, "running an operation failed");
+    }
+    engine.running.lock().expect("running map").remove(&id);
+}
+
+async fn run_registered(engine: &Arc<Engine>, op: Operation, token: &CancellationToken) -> Result<()> {
+    let first_phase = op.steps.first().map_or(OperationStatus::Deploying, |s| s.kind.phase());
+    let started = change(engine, op.id, format!("started: {} steps planned", op.steps.len()), move |op| {
+        if op.status != OperationStatus::Queued {
+            return Err(DomainError::Conflict("no longer queued".into()));
+        }
+        op.status = first_phase;
+        op.started_at = Some(now_millis());
+        Ok(())
+    })
+    .await;
+    let op = match started {
+        Ok(op) => op,
+        // Cancelled while it waited: already final, nothing to run.
+        Err(DomainError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let svc_id = op.service_id;
+    let (svc, instances) = engine
+        .store
+        .read(move |r| Ok((resources::service_by_id(r, svc_id)?, resources::instances_of(r, svc_id)?)))
+        .await?;
+    let old = instances.into_iter().filter(|i| i.current).collect();
+    let mut run = Run { op, svc, old, new: Vec::new(), stopped: Vec::new(), downtime_from: None };
+    let (ending, done) = run_steps(engine, &mut run, token).await?;
+    match ending {
+        Ending::Abandoned => Ok(()),
+        Ending::Succeeded => {
+            match finish(engine, &run, OperationStatus::DeploymentOk, RollbackOutcome::NotNeeded).await {
+                // A cancel that lands after the last step: undo it all.
+                Err(DomainError::InvalidTransition(_)) => undo_and_finish(engine, &mut run, done, true).await,
+                other => other,
+            }
+        }
+        Ending::Failed => undo_and_finish(engine, &mut run, done, false).await,
+        Ending::Cancelled => undo_and_finish(engine, &mut run, done, true).await,
+    }
+}
+
+/// Runs the planned steps; returns how they ended and the steps that
+/// completed, in order.
+async fn run_steps(
+    engine: &Arc<Engine>,
+    run: &mut Run,
+    token: &CancellationToken,
+) -> Result<(Ending, Vec<usize>)> {
+    let mut done = Vec::new();
+    for index in 0..run.op.steps.len() {
+        let kind = run.op.steps[index].kind;
+        if token.is_cancelled() {
+            return Ok((interrupted(engine), done));
+        }
+        let phase = kind.phase();
+        run.op = change(engine, run.op.id, format!("step {}: started", kind.title()), move |op| {
+            if op.status == OperationStatus::Cancelling {
+                return Ok(());
+            }
+            if op.status != phase {
+                op.status = phase;
+            }
+            set_step(op, index, StepStatus::Running, None);
+            Ok(())
+        })
+        .await?;
+        if run.op.status == OperationStatus::Cancelling {
+            return Ok((Ending::Cancelled, done));
+        }
+        let outcome = tokio::select! {
+            outcome = engine.executor.run_step(run, kind) => Some(outcome),
+            () = token.cancelled() => None,
+        };
+        let (status, text, ending) = match outcome {
+            Some(Ok(summary)) => (StepStatus::Succeeded, summary, None),
+            Some(Err(reason)) => (StepStatus::Failed, reason, Some(Ending::Failed)),
+            None => match interrupted(engine) {
+                Ending::Abandoned => return Ok((Ending::Abandoned, done)),
+                ending => (StepStatus::Cancelled, "stopped by the cancel".to_owned(), Some(ending)),
+            },
+        };
+        let line = format!("step {}: {} ({text})", kind.title(), step_word(status));
+        run.op = change(engine, run.op.id, line, move |op| {
+            set_step(op, index, status, Some(text.clone()));
+            Ok(())
+        })
+        .await?;
+        if status == StepStatus::Succeeded {
+            done.push(index);
+        }
+        if let Some(ending) = ending {
+            return Ok((ending, done));
+        }
+    }
+    Ok((Ending::Succeeded, done))
+}
+
+fn interrupted(engine: &Engine) -> Ending {
+    if engine.shutdown.is_cancelled() { Ending::Abandoned } else { Ending::Cancelled }
+}
+
+/// Undoes the completed steps in reverse order, then records the final
+/// status with the rollback outcome.
+async fn undo_and_finish(
+    engine: &Arc<Engine>,
+    run: &mut Run,
+    done: Vec<usize>,
+    cancelled: bool,
+) -> Result<()> {
+    if !done.is_empty() {
+        log(engine, run.op.id, format!("rolling back {} completed step(s)", done.len())).await?;
+    }
+    let mut outcome = RollbackOutcome::NotNeeded;
+    for index in done.into_iter().rev() {
+        let kind = run.op.steps[index].kind;
+        let (status, text) = match engine.executor.undo_step(run, kind).await {
+            Undo::Nothing => continue,
+            Undo::Irreversible(text) => {
+                log(engine, run.op.id, format!("rollback of {}: {text}", kind.title())).await?;
+                continue;
+            }
+            Undo::Undone(text) => {
+                if outcome != RollbackOutcome::Failed {
+                    outcome = RollbackOutcome::Succeeded;
+                }
+                (StepStatus::RolledBack, text)
+            }
+            Undo::Failed(text) => {
+                outcome = RollbackOutcome::Failed;
+                (StepStatus::RollbackFailed, text)
+            }
+        };
+        let line = format!("rollback of {}: {} ({text})", kind.title(), step_word(status));
+        run.op = change(engine, run.op.id, line, move |op| {
+            set_step(op, index, status, Some(text.clone()));
+            Ok(())
+        })
+        .await?;
+    }
+    let status = if cancelled {
+        OperationStatus::Cancelled
+    } else {
+        let current = run.op.status;
+        if current == OperationStatus::Cancelling { OperationStatus::Cancelled } else { current.failed() }
+    };
+    finish(engine, run, status, outcome).await
+}
+
+/// Writes the final status, skips the steps that never ran, and applies the
+/// operation's lasting effect on its service — in one transaction.
+async fn finish(
+    engine: &Arc<Engine>,
+    run: &Run,
+    status: OperationStatus,
+    rollback: RollbackOutcome,
+) -> Result<()> {
+    let line = match rollback {
+        RollbackOutcome::NotNeeded => format!("finished: {}", status.as_str()),
+        other => format!("finished: {} (rollback {})", status.as_str(), other.as_str()),
+    };
+    let id = run.op.id;
+    engine
+        .store
+        .write(move |tx| {
+            let op = operations::update(tx, id, |op| {
+                // A cancel may land while the last step or the rollback ran.
+                op.status = match (op.status, status) {
+                    (OperationStatus::Cancelling, OperationStatus::DeploymentOk) => {
+                        return Err(DomainError::InvalidTransition("cancelled after the last step".into()));
+                    }
+                    (OperationStatus::Cancelling, _) => OperationStatus::Cancelled,
+                    _ => status,
+                };
+                op.rollback = rollback;
+                op.finished_at = Some(now_millis());
+                for step in &mut op.steps {
+                    if matches!(step.status, StepStatus::Pending | StepStatus::Running) {
+                        step.status = StepStatus::Skipped;
+                    }
+                }
+                Ok(())
+            })?;
+            if op.status == OperationStatus::DeploymentOk {
+                apply_effect(tx, &op)?;
+            }
+            operations::append_logs(tx, id, &[(LogStream::System, line.clone(), None)])?;
+            Ok(())
+        })
+        .await
+}
+
+/// What a successful operation changes on its service for good.
+fn apply_effect(tx: &mut crate::store::Tx<'_>, op: &Operation) -> Result<()> {
+    let mut svc = resources::service_by_id(tx.reader(), op.service_id)?;
+    match op.op_type {
+        OperationType::Deploy | OperationType::Redeploy => svc.current_commit.clone_from(&op.commit),
+        OperationType::Scale => svc.spec.instances = op.target_instances.unwrap_or(svc.spec.instances),
+        OperationType::Delete => svc.deleted_at = Some(now_millis()),
+        OperationType::Restart | OperationType::Stop | OperationType::Start => return Ok(()),
+    }
+    resources::put_service(tx, &svc)
+}
+
+fn step_word(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Pending => "pending",
+        StepStatus::Running => "started",
+        StepStatus::Succeeded => "succeeded",
+        StepStatus::Failed => "failed",
+        StepStatus::Skipped => "skipped",
+        StepStatus::Cancelled => "cancelled",
+        StepStatus::RolledBack => "rolled back",
+        StepStatus::RollbackFailed => "could not be rolled back",
+    }
+}
+
+fn set_step(op: &mut Operation, index: usize, status: StepStatus, message: Option<String>) {
+    let step = &mut op.steps[index];
+    let now = now_millis();
+    if status == StepStatus::Running {
+        step.started_at = Some(now);
+    } else if step.finished_at.is_none()
+        || matches!(status, StepStatus::RolledBack | StepStatus::RollbackFailed)
+    {
+        step.finished_at = Some(now);
+    }
+    step.status = status;
+    if message.is_some() {
+        step.message = message;
+    }
+}
+
+/// Changes the operation and writes `line` to its log in one transaction.
+async fn change(
+    engine: &Arc<Engine>,
+    id: OperationId,
+    line: String,
+    mut change: impl FnMut(&mut Operation) -> Result<()> + Send + 'static,
+) -> Result<Operation> {
+    engine
+        .store
+        .write(move |tx| {
+            let op = operations::update(tx, id, &mut change)?;
+            operations::append_logs(tx, id, &[(LogStream::System, line.clone(), None)])?;
+            Ok(op)
+        })
+        .await
+}
+
+async fn log(engine: &Arc<Engine>, id: OperationId, line: String) -> Result<()> {
+    engine
+        .store
+        .write(move |tx| {
+            operations::append_logs(tx, id, &[(LogStream::System, line.clone(), None)]).map(drop)
+        })
+        .await
+}

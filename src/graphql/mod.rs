@@ -1,0 +1,60 @@
+//! The GraphQL schema: root types, one file per GraphQL type under
+//! [`types`], and the one place errors become GraphQL errors ([`error`]).
+//!
+//! Resolvers are thin: they validate input into domain types and call one
+//! store or engine function. Every read is scoped by the organization of
+//! the request's [`Principal`](crate::domain::Principal), which the HTTP
+//! layer inserts per request (or per WebSocket connection).
+//!
+//! Imports `domain`, `store` and `engine`; never `http`.
+
+mod connection;
+pub mod error;
+mod mutation;
+mod query;
+mod replay;
+mod scope;
+mod subscription;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::Schema;
+
+use crate::engine::Engine;
+use crate::store::Store;
+
+pub use mutation::Mutation;
+pub use query::Query;
+pub use subscription::Subscription;
+
+/// The schema served at `/graphql`.
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// What resolvers need from the rest of the application; attached once to
+/// the schema.
+#[derive(Clone)]
+pub struct GraphqlContext {
+    /// Reads, and the writes that are not operations (creating and editing
+    /// environments and services).
+    pub store: Store,
+    /// Queues and cancels operations.
+    pub engine: Arc<Engine>,
+}
+
+/// Builds the schema. Without a context the schema can only describe
+/// itself ([`sdl`]): every resolver that needs storage then fails with an
+/// internal error.
+pub fn build_schema(ctx: Option<GraphqlContext>) -> AppSchema {
+    let builder = Schema::build(Query, Mutation, Subscription);
+    match ctx {
+        Some(ctx) => builder.data(ctx).finish(),
+        None => builder.finish(),
+    }
+}
+
+/// The schema in GraphQL SDL: the public contract, exported without any
+/// storage (`opsgraph export-schema`).
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}

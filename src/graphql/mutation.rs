@@ -1,0 +1,172 @@
+//! The `Mutation` root. Each mutation validates its input into domain types
+//! and calls one function: a store write for environments and services,
+//! the engine for everything that changes what runs.
+
+use async_graphql::{Context, Object, Result};
+
+use super::error::GqlResult;
+use super::scope::{Scope, parse_id, scope};
+use super::types::environment::{CreateEnvironmentInput, EnvironmentNode};
+use super::types::operation::OperationNode;
+use super::types::operation_input::{
+    CancelOperationInput, DeployInput, Redeploy, RedeployInput, ScaleInput, ServiceActionInput,
+};
+use super::types::redeploy::redeployable;
+use super::types::service::ServiceNode;
+use super::types::service_input::{CreateServiceInput, UpdateServiceInput};
+use crate::domain::{NewOperation, OperationId, OperationType};
+use crate::store::resources;
+
+/// The `Mutation` root.
+pub struct Mutation;
+
+/// Changes. Every change to what runs is an operation, queued and run in
+/// order per service; those mutations answer with the operation as queued.
+#[Object]
+impl Mutation {
+    /// Creates an environment.
+    async fn create_environment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to create.")] input: CreateEnvironmentInput,
+    ) -> Result<EnvironmentNode> {
+        let name = input.name().gql()?;
+        let s = scope(ctx)?;
+        let env = s.write(move |tx, org| resources::create_environment(tx, org, name.clone())).await?;
+        Ok(EnvironmentNode(env))
+    }
+
+    /// Creates a service; nothing runs until its first deploy.
+    async fn create_service(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service to create.")] input: CreateServiceInput,
+    ) -> Result<ServiceNode> {
+        let new = input.validate().gql()?;
+        let svc = scope(ctx)?
+            .write(move |tx, org| {
+                let (name, spec) = (new.name.clone(), new.spec.clone());
+                resources::create_service(tx, org, new.environment_id, name, new.kind, spec)
+            })
+            .await?;
+        Ok(ServiceNode(svc))
+    }
+
+    /// Changes a service's name or spec. Running instances keep their
+    /// settings until the next operation replaces them.
+    async fn update_service(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The changes; omitted fields keep their values.")] input: UpdateServiceInput,
+    ) -> Result<ServiceNode> {
+        let update = input.validate().gql()?;
+        let svc = scope(ctx)?.write(move |tx, org| update.apply(tx, org)).await?;
+        Ok(ServiceNode(svc))
+    }
+
+    /// Queues a `DEPLOY` of a commit.
+    async fn deploy(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service and the commit to deploy.")] input: DeployInput,
+    ) -> Result<OperationNode> {
+        let s = scope(ctx)?;
+        submit(&s, input.validate(&s.principal.member).gql()?).await
+    }
+
+    /// Queues a `REDEPLOY` of a service's current commit, or, given an
+    /// operation, a `DEPLOY` of that operation's commit ("redeploy this
+    /// commit": the quick roll back).
+    async fn redeploy(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service, or the operation whose commit to deploy again.")] input: RedeployInput,
+    ) -> Result<OperationNode> {
+        let s = scope(ctx)?;
+        match input.validate(&s.principal.member).gql()? {
+            Redeploy::Service(new) => submit(&s, new).await,
+            Redeploy::Operation(id, common) => {
+                let of = s.read(move |r, org| redeployable(r, org, id)).await?;
+                submit(&s, Redeploy::deploy_of(&of, common)).await
+            }
+        }
+    }
+
+    /// Queues a `RESTART`: new instances of the current commit replace the
+    /// running ones.
+    async fn restart(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service to restart.")] input: ServiceActionInput,
+    ) -> Result<OperationNode> {
+        action(ctx, input, OperationType::Restart).await
+    }
+
+    /// Queues a `SCALE` to an instance count.
+    async fn scale(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service and the instance count to reach.")] input: ScaleInput,
+    ) -> Result<OperationNode> {
+        let s = scope(ctx)?;
+        submit(&s, input.validate(&s.principal.member).gql()?).await
+    }
+
+    /// Queues a `STOP` of every instance.
+    async fn stop(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service to stop.")] input: ServiceActionInput,
+    ) -> Result<OperationNode> {
+        action(ctx, input, OperationType::Stop).await
+    }
+
+    /// Queues a `START` of a stopped service.
+    async fn start(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service to start.")] input: ServiceActionInput,
+    ) -> Result<OperationNode> {
+        action(ctx, input, OperationType::Start).await
+    }
+
+    /// Queues a `DELETE`: the instances stop and the service is marked
+    /// deleted; its operations stay readable.
+    async fn delete_service(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service to delete.")] input: ServiceActionInput,
+    ) -> Result<OperationNode> {
+        action(ctx, input, OperationType::Delete).await
+    }
+
+    /// Cancels an operation: a queued one ends at once as `CANCELLED`; a
+    /// running one goes to `CANCELLING`, stops its current step and rolls
+    /// back. A final one is refused with `INVALID_TRANSITION`.
+    async fn cancel_operation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The operation to cancel.")] input: CancelOperationInput,
+    ) -> Result<OperationNode> {
+        let id: OperationId = parse_id(&input.operation_id)?;
+        let s = scope(ctx)?;
+        let op = s.engine().cancel(s.principal, id).await.gql()?;
+        Ok(OperationNode(op))
+    }
+}
+
+/// Queues `new` for the caller.
+async fn submit(s: &Scope<'_>, new: NewOperation) -> Result<OperationNode> {
+    let op = s.engine().submit(s.principal, new).await.gql()?;
+    Ok(OperationNode(op))
+}
+
+/// Queues an operation of `op_type` that takes nothing but the service.
+async fn action(
+    ctx: &Context<'_>,
+    input: ServiceActionInput,
+    op_type: OperationType,
+) -> Result<OperationNode> {
+    let s = scope(ctx)?;
+    submit(&s, input.validate(op_type, &s.principal.member).gql()?).await
+}

@@ -1,0 +1,106 @@
+//! The `Query` root: lookups by id and the top-level lists. Every read is
+//! scoped by the caller's organization; objects of another organization
+//! read exactly as missing ones.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use super::connection::{connection, page_args};
+use super::error::GqlResult;
+use super::scope::{parse_id, scope};
+use super::types::environment::{EnvironmentConnection, EnvironmentNode};
+use super::types::node::{self, Node};
+use super::types::operation::{OperationConnection, OperationFilterInput, OperationNode};
+use super::types::service::ServiceNode;
+use super::types::viewer::Viewer;
+use crate::domain::{EnvironmentId, OperationId, ServiceId};
+use crate::store::{operations, resources};
+
+/// The `Query` root.
+pub struct Query;
+
+/// Reads. Objects of another organization read exactly as missing ones.
+#[Object]
+impl Query {
+    /// The object with this global id; null when none is visible to the
+    /// caller.
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id, such as `svc_12`.")] id: ID,
+    ) -> Result<Option<Node>> {
+        scope(ctx)?.read(move |r, org| node::lookup(r, org, &id)).await
+    }
+
+    /// Who is asking.
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        let s = scope(ctx)?;
+        let organization = s.read(resources::organization).await?;
+        Ok(Viewer { organization, member: s.principal.member.clone() })
+    }
+
+    /// The organization's environments, oldest first.
+    async fn environments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` environments after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+        #[graphql(desc = "The last `last` environments before `before` (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page ends before.")] before: Option<String>,
+    ) -> Result<EnvironmentConnection> {
+        let args = page_args(first, after, last, before)?;
+        let page = scope(ctx)?.read(move |r, org| resources::environments_page(r, org, &args)).await?;
+        Ok(connection(page, EnvironmentNode))
+    }
+
+    /// The environment with this id; null when none is visible to the
+    /// caller.
+    async fn environment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "An environment id (`env_<n>`).")] id: ID,
+    ) -> Result<Option<EnvironmentNode>> {
+        let id: EnvironmentId = parse_id(&id)?;
+        let env = scope(ctx)?.find(move |r, org| resources::environment(r, org, id)).await?;
+        Ok(env.map(EnvironmentNode))
+    }
+
+    /// The service with this id, deleted or not; null when none is visible
+    /// to the caller.
+    async fn service(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A service id (`svc_<n>`).")] id: ID,
+    ) -> Result<Option<ServiceNode>> {
+        let id: ServiceId = parse_id(&id)?;
+        let svc = scope(ctx)?.find(move |r, org| resources::service(r, org, id)).await?;
+        Ok(svc.map(ServiceNode))
+    }
+
+    /// The operation with this id; null when none is visible to the caller.
+    async fn operation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "An operation id (`op_<n>`).")] id: ID,
+    ) -> Result<Option<OperationNode>> {
+        let id: OperationId = parse_id(&id)?;
+        let op = scope(ctx)?.find(move |r, org| operations::operation(r, org, id)).await?;
+        Ok(op.map(OperationNode))
+    }
+
+    /// The organization's operations, newest first.
+    async fn operations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only the operations that match.")] filter: Option<OperationFilterInput>,
+        #[graphql(desc = "The first `first` operations after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+        #[graphql(desc = "The last `last` operations before `before` (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page ends before.")] before: Option<String>,
+    ) -> Result<OperationConnection> {
+        let filter = filter.unwrap_or_default().validate().gql()?;
+        let args = page_args(first, after, last, before)?;
+        let page =
+            scope(ctx)?.read(move |r, org| operations::operations_page(r, org, &filter, &args)).await?;
+        Ok(connection(page, OperationNode))
+    }
+}

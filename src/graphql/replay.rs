@@ -1,0 +1,241 @@
+//! "Replay then live": the one pattern behind every subscription.
+//!
+//! 1. Subscribe to the live feed first, so nothing committed from then on
+//!    can be missed.
+//! 2. Read what is stored after the client's position, page by page, until
+//!    a short page says the end is reached.
+//! 3. Follow the live feed. An event either carries the items themselves
+//!    or says that more is stored (then read again from storage). Items at
+//!    or before the position were already sent and are dropped, so nothing
+//!    is sent twice.
+//! 4. A subscriber that lags behind the feed reads again from storage after
+//!    its position: it is never skipped ahead.
+//!
+//! The position only moves forward, to the last item sent.
+
+use std::future::Future;
+
+use futures_util::stream::{self, Stream};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::domain::DomainError;
+use crate::store::Event;
+
+/// One read from storage after the position.
+pub struct Chunk<T> {
+    /// Items after the position, in order.
+    pub items: Vec<T>,
+    /// Whether the read reached the end of what is stored (a short page).
+    pub drained: bool,
+    /// Whether the feed is complete as of this read; once drained, the
+    /// stream ends. Must be read in the same snapshot as `items`.
+    pub finished: bool,
+}
+
+/// What one live event means to one subscription.
+pub enum Live<T> {
+    /// Not about this subscription (or already seen).
+    Ignore,
+    /// The event carries these items.
+    Items(Vec<T>),
+    /// Something new is stored: read it from storage.
+    Wake,
+}
+
+/// The stream of item batches (never empty) after `after`: first what is
+/// stored, then what comes live.
+///
+/// - `read(position)` reads stored items after `position`;
+/// - `classify(event, position)` tells what a live event means;
+/// - `position(item)` is an item's place in the feed (increasing).
+///
+/// A read error is sent as the last item.
+pub fn replay_then_live<T, R, Fut, C>(
+    events: broadcast::Receiver<Event>,
+    after: u64,
+    read: R,
+    classify: C,
+    position: fn(&T) -> u64,
+) -> impl Stream<Item = Result<Vec<T>, DomainError>> + Send + 'static
+where
+    T: Send + 'static,
+    R: Fn(u64) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Chunk<T>, DomainError>> + Send,
+    C: Fn(&Event, u64) -> Live<T> + Send + 'static,
+{
+    let feed = Feed { events, last: after, mode: Mode::Read, read, classify, position };
+    stream::unfold(feed, |mut feed| async move {
+        let batch = feed.next().await?;
+        Some((batch, feed))
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Reading stored items.
+    Read,
+    /// Waiting for live events.
+    Live,
+    /// Ended: complete, failed, or the feed closed.
+    Done,
+}
+
+struct Feed<T, R, C> {
+    /// Subscribed before the first read.
+    events: broadcast::Receiver<Event>,
+    /// The position of the last item sent (or the client's cursor).
+    last: u64,
+    mode: Mode,
+    read: R,
+    classify: C,
+    position: fn(&T) -> u64,
+}
+
+impl<T, R, Fut, C> Feed<T, R, C>
+where
+    R: Fn(u64) -> Fut,
+    Fut: Future<Output = Result<Chunk<T>, DomainError>>,
+    C: Fn(&Event, u64) -> Live<T>,
+{
+    /// The next non-empty batch; `None` once the stream ends.
+    async fn next(&mut self) -> Option<Result<Vec<T>, DomainError>> {
+        loop {
+            match self.mode {
+                Mode::Done => return None,
+                Mode::Read => {
+                    let chunk = match (self.read)(self.last).await {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            self.mode = Mode::Done;
+                            return Some(Err(e));
+                        }
+                    };
+                    if chunk.drained {
+                        self.mode = if chunk.finished { Mode::Done } else { Mode::Live };
+                    }
+                    let items = self.fresh(chunk.items);
+                    if !items.is_empty() {
+                        return Some(Ok(items));
+                    }
+                }
+                Mode::Live => match self.events.recv().await {
+                    Ok(event) => match (self.classify)(&event, self.last) {
+                        Live::Ignore => {}
+                        Live::Wake => self.mode = Mode::Read,
+                        Live::Items(items) => {
+                            let items = self.fresh(items);
+                            if !items.is_empty() {
+                                return Some(Ok(items));
+                            }
+                        }
+                    },
+                    Err(RecvError::Lagged(_)) => self.mode = Mode::Read,
+                    Err(RecvError::Closed) => self.mode = Mode::Done,
+                },
+            }
+        }
+    }
+
+    /// The items after the position; moves the position to the last one.
+    fn fresh(&mut self, items: Vec<T>) -> Vec<T> {
+        let position = self.position;
+        let items: Vec<T> = items.into_iter().filter(|i| position(i) > self.last).collect();
+        if let Some(last) = items.last() {
+            self.last = position(last);
+        }
+        items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::domain::ServiceId;
+
+    /// A stored log of numbers, read in pages of two.
+    fn feed(
+        stored: Arc<Mutex<Vec<u64>>>,
+        events: broadcast::Receiver<Event>,
+        after: u64,
+        finished: Arc<Mutex<bool>>,
+    ) -> impl Stream<Item = Result<Vec<u64>, DomainError>> {
+        let read = move |after: u64| {
+            let (stored, finished) = (stored.clone(), finished.clone());
+            async move {
+                let all: Vec<u64> = stored.lock().unwrap().iter().copied().filter(|n| *n > after).collect();
+                let items: Vec<u64> = all.iter().copied().take(2).collect();
+                Ok(Chunk { drained: all.len() <= 2, items, finished: *finished.lock().unwrap() })
+            }
+        };
+        let classify = |event: &Event, last: u64| match event {
+            Event::ServiceLog { last_seq, .. } if *last_seq > last => Live::Wake,
+            _ => Live::Ignore,
+        };
+        replay_then_live(events, after, read, classify, |n| *n)
+    }
+
+    fn wake(n: u64) -> Event {
+        Event::ServiceLog { service_id: ServiceId(1), last_seq: n }
+    }
+
+    #[tokio::test]
+    async fn replays_after_the_cursor_then_follows_live_without_repeats() {
+        let (tx, rx) = broadcast::channel(16);
+        let stored = Arc::new(Mutex::new(vec![1, 2, 3, 4, 5]));
+        let mut s = Box::pin(feed(stored.clone(), rx, 1, Arc::default()));
+        assert_eq!(s.next().await.unwrap().unwrap(), [2, 3]);
+        assert_eq!(s.next().await.unwrap().unwrap(), [4, 5]);
+        // An event about lines already sent is ignored; a new one is read.
+        stored.lock().unwrap().push(6);
+        tx.send(wake(5)).unwrap();
+        tx.send(wake(6)).unwrap();
+        assert_eq!(s.next().await.unwrap().unwrap(), [6]);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_reads_again_from_storage() {
+        let (tx, rx) = broadcast::channel(2);
+        let stored = Arc::new(Mutex::new(vec![1]));
+        let mut s = Box::pin(feed(stored.clone(), rx, 0, Arc::default()));
+        assert_eq!(s.next().await.unwrap().unwrap(), [1]);
+        for n in 2..=6 {
+            stored.lock().unwrap().push(n);
+            let _ = tx.send(wake(n));
+        }
+        let mut got = Vec::new();
+        while got.last() != Some(&6) {
+            got.extend(s.next().await.unwrap().unwrap());
+        }
+        assert_eq!(got, [2, 3, 4, 5, 6]);
+    }
+
+    #[tokio::test]
+    async fn a_finished_feed_ends_once_drained() {
+        let (_tx, rx) = broadcast::channel(2);
+        let stored = Arc::new(Mutex::new(vec![1, 2, 3]));
+        let s = feed(stored, rx, 0, Arc::new(Mutex::new(true)));
+        let batches: Vec<Vec<u64>> = s.map(Result::unwrap).collect().await;
+        assert_eq!(batches, [vec![1, 2], vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn events_that_carry_items_are_sent_once() {
+        let (tx, rx) = broadcast::channel(8);
+        let read =
+            |_after: u64| async { Ok(Chunk { items: Vec::<u64>::new(), drained: true, finished: false }) };
+        let classify = |event: &Event, _: u64| match event {
+            Event::ServiceLog { last_seq, .. } => Live::Items(vec![*last_seq]),
+            _ => Live::Ignore,
+        };
+        let mut s = Box::pin(replay_then_live(rx, 3, read, classify, |n| *n));
+        for n in [2, 3, 4, 4, 5] {
+            tx.send(wake(n)).unwrap();
+        }
+        assert_eq!(s.next().await.unwrap().unwrap(), [4]);
+        assert_eq!(s.next().await.unwrap().unwrap(), [5]);
+    }
+}

@@ -1,0 +1,187 @@
+//! The `Subscription` root: live feeds that first replay what is stored
+//! after the client's cursor (see [`replay`](super::replay)), so a client
+//! that reconnects with its last cursor misses nothing and sees nothing
+//! twice.
+
+use async_graphql::{Context, ID, Result, Subscription as SubscriptionRoot};
+use futures_util::stream::{self, Stream, StreamExt};
+
+use super::error::gql;
+use super::replay::{Chunk, Live, replay_then_live};
+use super::scope::{parse_id, scope};
+use super::types::log_line::LogBatch;
+use super::types::operation_event::OperationEventNode;
+use crate::domain::{DomainError, EnvironmentId, LogLine, OperationId, ServiceId};
+use crate::store::{Event, operations, resources};
+
+/// Events read from storage at a time.
+const EVENT_PAGE: usize = 500;
+/// Log lines read from storage at a time (and most lines in one batch).
+const LOG_PAGE: usize = 1000;
+
+/// The `Subscription` root.
+pub struct Subscription;
+
+/// Live feeds. Each replays what is stored after the client's cursor,
+/// then follows live, without a gap or a repeat.
+#[SubscriptionRoot]
+impl Subscription {
+    /// What happens to the operations of an environment: queued, status
+    /// and step changes, in order. Replays the stored events after `after`,
+    /// then follows live; never completes.
+    async fn operation_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to watch.")] environment_id: ID,
+        #[graphql(desc = "Resume after the event with this cursor; omitted: from the start of the feed.")]
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<OperationEventNode>> + use<>> {
+        let s = scope(ctx)?;
+        let env: EnvironmentId = parse_id(&environment_id)?;
+        let after = event_cursor(after.as_deref()).map_err(gql)?;
+        s.read(move |r, org| resources::environment(r, org, env)).await?;
+        let store = s.store().clone();
+        let events = store.events().subscribe();
+        let read = move |after| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |r| {
+                        let items = operations::events_after(r, env, after, EVENT_PAGE)?;
+                        Ok(Chunk { drained: items.len() < EVENT_PAGE, items, finished: false })
+                    })
+                    .await
+            }
+        };
+        let classify = move |event: &Event, _| match event {
+            Event::Operation(e) if e.environment_id == env => Live::Items(vec![e.clone()]),
+            _ => Live::Ignore,
+        };
+        let feed = replay_then_live(events, after, read, classify, |e| e.seq);
+        Ok(feed.flat_map(|batch| {
+            let items: Vec<Result<OperationEventNode>> = match batch {
+                Ok(events) => events.into_iter().map(|e| Ok(OperationEventNode(e))).collect(),
+                Err(e) => vec![Err(gql(e))],
+            };
+            stream::iter(items)
+        }))
+    }
+
+    /// The log of an operation: replays the lines after `after`, then
+    /// follows live, and completes once the operation is final and every
+    /// line was sent.
+    async fn operation_logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The operation whose log to follow.")] operation_id: ID,
+        #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line.")]
+        after: Option<i64>,
+    ) -> Result<impl Stream<Item = Result<LogBatch>> + use<>> {
+        let s = scope(ctx)?;
+        let op: OperationId = parse_id(&operation_id)?;
+        let after = log_cursor(after).map_err(gql)?;
+        s.read(move |r, org| operations::operation(r, org, op)).await?;
+        let store = s.store().clone();
+        let events = store.events().subscribe();
+        let read = move |after| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |r| {
+                        // One snapshot: when it shows the operation final, it
+                        // also holds the last line, committed with that status.
+                        let finished = operations::operation_by_id(r, op)?.status.is_final();
+                        let items = operations::log_lines_after(r, op, after, LOG_PAGE)?;
+                        Ok(Chunk { drained: items.len() < LOG_PAGE, items, finished })
+                    })
+                    .await
+            }
+        };
+        let classify = move |event: &Event, last| match event {
+            Event::OperationLog { operation_id, last_seq } if *operation_id == op && *last_seq > last => {
+                Live::Wake
+            }
+            Event::Operation(e) if e.operation_id == op && e.status.is_final() => Live::Wake,
+            _ => Live::Ignore,
+        };
+        Ok(batches(replay_then_live(events, after, read, classify, |l| l.seq)))
+    }
+
+    /// What the instances of a service print: replays the lines after
+    /// `after`, then follows live; never completes.
+    async fn service_logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service whose runtime log to follow.")] service_id: ID,
+        #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line.")]
+        after: Option<i64>,
+    ) -> Result<impl Stream<Item = Result<LogBatch>> + use<>> {
+        let s = scope(ctx)?;
+        let svc: ServiceId = parse_id(&service_id)?;
+        let after = log_cursor(after).map_err(gql)?;
+        s.read(move |r, org| resources::service(r, org, svc)).await?;
+        let store = s.store().clone();
+        let events = store.events().subscribe();
+        let read = move |after| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |r| {
+                        let items = operations::service_lines_after(r, svc, after, LOG_PAGE)?;
+                        Ok(Chunk { drained: items.len() < LOG_PAGE, items, finished: false })
+                    })
+                    .await
+            }
+        };
+        let classify = move |event: &Event, last| match event {
+            Event::ServiceLog { service_id, last_seq } if *service_id == svc && *last_seq > last => {
+                Live::Wake
+            }
+            _ => Live::Ignore,
+        };
+        Ok(batches(replay_then_live(events, after, read, classify, |l| l.seq)))
+    }
+}
+
+/// Log line batches as `LogBatch`es.
+fn batches(
+    feed: impl Stream<Item = Result<Vec<LogLine>, DomainError>> + Send + 'static,
+) -> impl Stream<Item = Result<LogBatch>> + Send + 'static {
+    feed.filter_map(|batch| async move {
+        match batch {
+            Ok(lines) => LogBatch::of(lines).map(Ok),
+            Err(e) => Some(Err(gql(e))),
+        }
+    })
+}
+
+/// An event cursor (the decimal `seq` of an event); omitted: 0.
+fn event_cursor(raw: Option<&str>) -> Result<u64, DomainError> {
+    raw.map_or(Ok(0), |raw| {
+        raw.parse::<u64>()
+            .map_err(|_| DomainError::bad_input("after", format!("`{raw}` is not a cursor of this feed")))
+    })
+}
+
+/// A log position (the `seq` of a line); omitted: 0.
+fn log_cursor(raw: Option<i64>) -> Result<u64, DomainError> {
+    raw.map_or(Ok(0), |n| {
+        u64::try_from(n).map_err(|_| DomainError::bad_input("after", format!("must be 0 or more, got {n}")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_checked() {
+        assert_eq!(event_cursor(None).unwrap(), 0);
+        assert_eq!(event_cursor(Some("42")).unwrap(), 42);
+        for bad in ["", "x", "-1", "1.5"] {
+            assert_eq!(event_cursor(Some(bad)).unwrap_err().code().as_str(), "BAD_USER_INPUT");
+        }
+        assert_eq!(log_cursor(Some(7)).unwrap(), 7);
+        assert_eq!(log_cursor(Some(-1)).unwrap_err().code().as_str(), "BAD_USER_INPUT");
+    }
+}

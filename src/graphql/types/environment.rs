@@ -1,0 +1,84 @@
+//! `Environment`: an isolated set of services, and its creation input.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+
+use super::enums::OperationStatus;
+use super::running_status::{self, RunningStatus};
+use super::service::{ServiceConnection, ServiceNode};
+use crate::domain::{self, DomainError, Name};
+use crate::graphql::connection::{connection, page_args};
+use crate::graphql::scope::{datetime, id, scope};
+use crate::store::{operations, resources};
+
+/// An environment as a GraphQL object.
+pub struct EnvironmentNode(pub domain::Environment);
+
+/// A page of environments.
+pub type EnvironmentConnection = Connection<u64, EnvironmentNode>;
+
+/// An isolated set of services, such as `production` or `staging`.
+#[Object(name = "Environment")]
+impl EnvironmentNode {
+    /// Global id (`env_<n>`).
+    pub async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+
+    /// Unique within the organization.
+    async fn name(&self) -> &str {
+        self.0.name.as_str()
+    }
+
+    /// When the environment was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        datetime(self.0.created_at)
+    }
+
+    /// Its services, oldest first.
+    async fn services(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` services after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+        #[graphql(desc = "The last `last` services before `before` (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page ends before.")] before: Option<String>,
+        #[graphql(desc = "Also list deleted services.", default = false)] include_deleted: bool,
+    ) -> Result<ServiceConnection> {
+        let args = page_args(first, after, last, before)?;
+        let env = self.0.id;
+        let page =
+            scope(ctx)?.read(move |r, _| resources::services_page(r, env, include_deleted, &args)).await?;
+        Ok(connection(page, ServiceNode))
+    }
+
+    /// The running status of its live services.
+    async fn running_status(&self, ctx: &Context<'_>) -> Result<RunningStatus> {
+        let env = self.0.id;
+        scope(ctx)?.read(move |r, _| running_status::of_environment(r, env)).await
+    }
+
+    /// The status of the last operation queued in the environment; null when
+    /// none was.
+    async fn deployment_status(&self, ctx: &Context<'_>) -> Result<Option<OperationStatus>> {
+        let env = self.0.id;
+        let last = scope(ctx)?.read(move |r, _| operations::last_of_environment(r, env)).await?;
+        Ok(last.map(|op| op.status.into()))
+    }
+}
+
+/// Input of `createEnvironment`.
+#[derive(InputObject)]
+pub struct CreateEnvironmentInput {
+    /// 1 to 63 letters, digits, `-`, `_` or `.`, starting with a letter or
+    /// digit; unique within the organization.
+    pub name: String,
+}
+
+impl CreateEnvironmentInput {
+    /// The validated name.
+    pub fn name(&self) -> Result<Name, DomainError> {
+        Name::parse("name", &self.name)
+    }
+}

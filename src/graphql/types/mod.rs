@@ -1,0 +1,17 @@
+//! One file per GraphQL type, with its inputs, filter and connection.
+
+pub mod enums;
+pub mod environment;
+pub mod instance;
+pub mod log_line;
+pub mod node;
+pub mod operation;
+pub mod operation_event;
+pub mod operation_input;
+pub mod redeploy;
+pub mod running_status;
+pub mod service;
+pub mod service_input;
+pub mod step;
+pub mod trigger;
+pub mod viewer;

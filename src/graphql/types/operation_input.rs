@@ -1,0 +1,227 @@
+//! Inputs of the mutations that queue or cancel operations, and their
+//! validation into [`NewOperation`]s.
+
+use async_graphql::{ID, InputObject};
+
+use super::enums::TriggerSource;
+use crate::domain::resource::{parse_commit, parse_instances};
+use crate::domain::{
+    DomainError, Member, NewOperation, Operation, OperationId, OperationType, ServiceId, Trigger,
+};
+
+/// Longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// Input of `deploy`.
+#[derive(InputObject)]
+pub struct DeployInput {
+    /// The service to deploy.
+    pub service_id: ID,
+    /// The commit to build and deploy: 1 to 200 characters without spaces.
+    pub commit: String,
+    /// The channel the request comes through.
+    #[graphql(default_with = "TriggerSource::Api")]
+    pub source: TriggerSource,
+    /// Sending the same request again with the same key returns the
+    /// operation the first one queued instead of queueing another.
+    pub idempotency_key: Option<String>,
+}
+
+/// Input of `redeploy`: exactly one of `serviceId` and `operationId`.
+#[derive(InputObject)]
+pub struct RedeployInput {
+    /// Redeploy the service's current commit (a `REDEPLOY`).
+    pub service_id: Option<ID>,
+    /// "Redeploy this commit": deploy again the commit of this operation on
+    /// its service (a `DEPLOY` with `redeployOf` set). Refused when the
+    /// operation's `canRedeploy` is false.
+    pub operation_id: Option<ID>,
+    /// The channel the request comes through.
+    #[graphql(default_with = "TriggerSource::Api")]
+    pub source: TriggerSource,
+    /// Sending the same request again with the same key returns the
+    /// operation the first one queued instead of queueing another.
+    pub idempotency_key: Option<String>,
+}
+
+/// Input of `restart`, `stop`, `start` and `deleteService`.
+#[derive(InputObject)]
+pub struct ServiceActionInput {
+    /// The service to act on.
+    pub service_id: ID,
+    /// The channel the request comes through.
+    #[graphql(default_with = "TriggerSource::Api")]
+    pub source: TriggerSource,
+    /// Sending the same request again with the same key returns the
+    /// operation the first one queued instead of queueing another.
+    pub idempotency_key: Option<String>,
+}
+
+/// Input of `scale`.
+#[derive(InputObject)]
+pub struct ScaleInput {
+    /// The service to scale.
+    pub service_id: ID,
+    /// The instance count to reach (0 to 64; a `DATABASE` at most 1).
+    pub instances: i32,
+    /// The channel the request comes through.
+    #[graphql(default_with = "TriggerSource::Api")]
+    pub source: TriggerSource,
+    /// Sending the same request again with the same key returns the
+    /// operation the first one queued instead of queueing another.
+    pub idempotency_key: Option<String>,
+}
+
+/// Input of `cancelOperation`.
+#[derive(InputObject)]
+pub struct CancelOperationInput {
+    /// The operation to cancel; it must not be final.
+    pub operation_id: ID,
+}
+
+/// What the fields shared by every operation input become.
+pub struct Common {
+    trigger: Trigger,
+    idempotency_key: Option<String>,
+}
+
+fn common(author: &Member, source: TriggerSource, key: Option<&str>) -> Result<Common, DomainError> {
+    Ok(Common {
+        trigger: Trigger::user(author.clone(), source.into())?,
+        idempotency_key: key.map(idempotency_key).transpose()?,
+    })
+}
+
+fn idempotency_key(raw: &str) -> Result<String, DomainError> {
+    if raw.is_empty() || raw.len() > MAX_IDEMPOTENCY_KEY || raw.chars().any(char::is_control) {
+        return Err(DomainError::bad_input(
+            "idempotencyKey",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters without control characters"),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+fn new_operation(service_id: ServiceId, op_type: OperationType, common: Common) -> NewOperation {
+    NewOperation {
+        service_id,
+        op_type,
+        commit: None,
+        trigger: common.trigger,
+        target_instances: None,
+        redeploy_of: None,
+        idempotency_key: common.idempotency_key,
+    }
+}
+
+impl DeployInput {
+    pub fn validate(&self, author: &Member) -> Result<NewOperation, DomainError> {
+        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        let commit = parse_commit(&self.commit)?;
+        let new = new_operation(self.service_id.parse()?, OperationType::Deploy, common);
+        Ok(NewOperation { commit: Some(commit), ..new })
+    }
+}
+
+/// What a [`RedeployInput`] asks for.
+pub enum Redeploy {
+    /// A `REDEPLOY` of the service's current commit, ready to submit.
+    Service(NewOperation),
+    /// "Redeploy this commit": see [`Redeploy::deploy_of`].
+    Operation(OperationId, Common),
+}
+
+impl Redeploy {
+    /// The `DEPLOY` of the commit of `of` on its service, asked for with
+    /// `common`.
+    pub fn deploy_of(of: &Operation, common: Common) -> NewOperation {
+        let new = new_operation(of.service_id, OperationType::Deploy, common);
+        NewOperation { commit: of.commit.clone(), redeploy_of: Some(of.id), ..new }
+    }
+}
+
+impl RedeployInput {
+    pub fn validate(&self, author: &Member) -> Result<Redeploy, DomainError> {
+        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        match (&self.service_id, &self.operation_id) {
+            (Some(svc), None) => {
+                Ok(Redeploy::Service(new_operation(svc.parse()?, OperationType::Redeploy, common)))
+            }
+            (None, Some(op)) => Ok(Redeploy::Operation(op.parse()?, common)),
+            _ => Err(DomainError::bad_input(
+                "serviceId",
+                "give exactly one of `serviceId` (redeploy the current commit) and `operationId` (redeploy that operation's commit)",
+            )),
+        }
+    }
+}
+
+impl ServiceActionInput {
+    pub fn validate(&self, op_type: OperationType, author: &Member) -> Result<NewOperation, DomainError> {
+        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        Ok(new_operation(self.service_id.parse()?, op_type, common))
+    }
+}
+
+impl ScaleInput {
+    pub fn validate(&self, author: &Member) -> Result<NewOperation, DomainError> {
+        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        let instances = parse_instances(self.instances.into())?;
+        let new = new_operation(self.service_id.parse()?, OperationType::Scale, common);
+        Ok(NewOperation { target_instances: Some(instances), ..new })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ada() -> Member {
+        Member { id: 1, name: "ada".into() }
+    }
+
+    #[test]
+    fn redeploy_needs_exactly_one_target() {
+        let input = |svc: Option<&str>, op: Option<&str>| RedeployInput {
+            service_id: svc.map(ID::from),
+            operation_id: op.map(ID::from),
+            source: TriggerSource::Api,
+            idempotency_key: None,
+        };
+        for bad in [input(None, None), input(Some("svc_1"), Some("op_1"))] {
+            let err = bad.validate(&ada()).err().unwrap();
+            assert_eq!(err.code().as_str(), "BAD_USER_INPUT");
+        }
+        match input(None, Some("op_7")).validate(&ada()).unwrap() {
+            Redeploy::Operation(op, _) => assert_eq!(op, OperationId(7)),
+            Redeploy::Service(_) => panic!("expected a redeploy of an operation"),
+        }
+    }
+
+    #[test]
+    fn users_cannot_claim_the_monitoring_source() {
+        let input = ServiceActionInput {
+            service_id: ID::from("svc_1"),
+            source: TriggerSource::Monitoring,
+            idempotency_key: None,
+        };
+        let err = input.validate(OperationType::Restart, &ada()).unwrap_err();
+        assert_eq!(err.code().as_str(), "BAD_USER_INPUT");
+    }
+
+    #[test]
+    fn malformed_ids_commits_and_keys_are_bad_user_input() {
+        let deploy = |svc: &str, commit: &str, key: Option<&str>| DeployInput {
+            service_id: ID::from(svc),
+            commit: commit.into(),
+            source: TriggerSource::Cli,
+            idempotency_key: key.map(str::to_owned),
+        };
+        assert!(deploy("svc_1", "abc", Some("k-1")).validate(&ada()).is_ok());
+        for bad in
+            [deploy("op_1", "abc", None), deploy("svc_1", "a b", None), deploy("svc_1", "abc", Some(""))]
+        {
+            assert_eq!(bad.validate(&ada()).unwrap_err().code().as_str(), "BAD_USER_INPUT");
+        }
+    }
+}

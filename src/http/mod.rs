@@ -1,0 +1,98 @@
+//! HTTP routes: GraphQL over HTTP and WebSocket, GraphiQL, log downloads,
+//! health and metrics. Imports `graphql`, `engine` and `store`; holds no
+//! business rules.
+
+mod graphql;
+mod health;
+mod logs;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::domain::{DomainError, ErrorCode, Principal};
+use crate::engine::Engine;
+use crate::graphql::AppSchema;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    schema: AppSchema,
+    store: Store,
+    engine: Arc<Engine>,
+    /// The caller every request acts as until access control exists.
+    owner: Principal,
+    ready: watch::Receiver<bool>,
+    /// Ends open subscriptions when the server shuts down.
+    shutdown: CancellationToken,
+    /// WebSocket sessions count as tasks, so shutdown waits for them.
+    tasks: TaskTracker,
+    requests: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(
+        schema: AppSchema,
+        store: Store,
+        engine: Arc<Engine>,
+        owner: Principal,
+        ready: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Self {
+        Self { schema, store, engine, owner, ready, shutdown, tasks, requests: Arc::default() }
+    }
+
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// The principal of a request.
+    fn principal(&self) -> Principal {
+        self.owner.clone()
+    }
+}
+
+/// A plain-HTTP error: the status that fits the code, and a JSON body with
+/// the message and code. Internal details are logged, never sent.
+pub(crate) fn error_response(error: DomainError) -> Response {
+    let status = match error.code() {
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::BadUserInput => StatusCode::BAD_REQUEST,
+        ErrorCode::Conflict | ErrorCode::InvalidTransition | ErrorCode::IdempotencyKeyReused => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let message = match &error {
+        DomainError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            "internal error".to_owned()
+        }
+        other => other.to_string(),
+    };
+    let body = serde_json::json!({ "error": { "message": message, "code": error.code().as_str() } });
+    (status, Json(body)).into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphql::graphiql))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/operations/{id}/logs", get(logs::operation_logs))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}

@@ -1,0 +1,49 @@
+//! opsgraph: the operations record and control plane of a
+//! platform-as-a-service, served as GraphQL over one embedded redb file.
+//!
+//! Layers, with dependencies pointing one way (`http -> graphql -> engine ->
+//! store -> domain`):
+//!
+//! - [`domain`] — pure types and rules: ids, the operation status machine,
+//!   step plans, running-status aggregation, validation, the error enum.
+//!   Imports none of redb, axum or async-graphql.
+//! - [`store`] — the only module that imports redb: tables, migrations, the
+//!   group-committing writer thread, typed reads and writes, the event bus
+//!   (events are published only after their commit).
+//! - [`engine`] — runs operations: a queue per service, steps with rollback
+//!   and cancel, start-up recovery, and the local executor that runs
+//!   services as child processes. Must not import `graphql` or `http`.
+//! - [`graphql`] — the schema: thin resolvers that validate input into
+//!   domain types and call one store or engine function; the one place
+//!   errors become GraphQL errors with `extensions.code`.
+//! - [`http`] — axum routes: GraphQL over HTTP and WebSocket, GraphiQL, log
+//!   downloads, health and metrics.
+//! - [`app`] — wires everything, runs recovery, shuts down gracefully.
+//! - [`config`] — the command line (`clap`, with environment fallbacks).
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod graphql;
+pub mod http;
+pub mod store;
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,33 @@
+//! The `opsgraph` binary: parses the command line and runs the library.
+
+use clap::Parser;
+use opsgraph::app::Application;
+use opsgraph::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::ExportSchema) => {
+            print!("{}", opsgraph::graphql::sdl());
+            return Ok(());
+        }
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let app = Application::build(args).await?;
+    let shutdown = app.shutdown_token();
+    // The address goes to stdout so scripts and tests can read it.
+    println!("opsgraph listening on http://127.0.0.1:{}/ (GraphiQL)", app.port());
+    tokio::spawn(async move {
+        opsgraph::shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        shutdown.cancel();
+    });
+    app.run_until_stopped().await
+}

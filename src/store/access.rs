@@ -1,0 +1,251 @@
+//! Typed access to tables inside a read or a write transaction.
+//!
+//! [`Reader`] reads the same way in both kinds of transaction, so every
+//! lookup is written once and used by queries and by mutations that check
+//! before they write. [`Tx`] adds the writes and collects the events that
+//! the writer publishes once the transaction has committed.
+
+use std::ops::{ControlFlow, RangeInclusive};
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec;
+use super::events::Event;
+use super::tables::SEQUENCES;
+use crate::domain::DomainError;
+
+pub(crate) type Result<T> = std::result::Result<T, DomainError>;
+
+/// Turns a storage error into an internal error that keeps its detail for
+/// the server log.
+pub(crate) fn internal(e: impl std::fmt::Display) -> DomainError {
+    DomainError::internal(format!("storage: {e}"))
+}
+
+#[derive(Clone, Copy)]
+enum Txn<'a> {
+    Read(&'a ReadTransaction),
+    Write(&'a WriteTransaction),
+}
+
+/// Opens `$def` in whichever transaction `$txn` is and evaluates `$body`
+/// with the table bound to `$t`.
+macro_rules! with_table {
+    ($txn:expr, $def:expr, |$t:ident| $body:expr) => {
+        match $txn {
+            Txn::Read(r) => {
+                let $t = r.open_table($def).map_err(internal)?;
+                $body
+            }
+            Txn::Write(w) => {
+                let $t = w.open_table($def).map_err(internal)?;
+                $body
+            }
+        }
+    };
+}
+
+/// Reads rows and index entries.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    txn: Txn<'a>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn of_read(txn: &'a ReadTransaction) -> Self {
+        Self { txn: Txn::Read(txn) }
+    }
+
+    /// The row `id` of `def`, decoded.
+    pub fn get<T: DeserializeOwned>(&self, def: TableDefinition<u64, &[u8]>, id: u64) -> Result<Option<T>> {
+        with_table!(self.txn, def, |t| match t.get(id).map_err(internal)? {
+            Some(v) => Ok(Some(codec::decode(v.value())?)),
+            None => Ok(None),
+        })
+    }
+
+    /// Every row of a table, decoded (for small tables and recovery).
+    pub fn all_rows<T: DeserializeOwned>(&self, def: TableDefinition<u64, &[u8]>) -> Result<Vec<T>> {
+        with_table!(self.txn, def, |t| {
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(internal)? {
+                let (_, value) = entry.map_err(internal)?;
+                out.push(codec::decode(value.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Calls `f` with the second key part of every `(prefix, k)` entry of an
+    /// index with `k` in `range`, ascending (or descending with `rev`), until
+    /// `f` breaks.
+    pub fn scan_index<K: redb::Key + 'static>(
+        &self,
+        def: TableDefinition<(K, u64), ()>,
+        prefix: K::SelfType<'_>,
+        range: RangeInclusive<u64>,
+        rev: bool,
+        mut f: impl FnMut(u64) -> Result<ControlFlow<()>>,
+    ) -> Result<()>
+    where
+        for<'k> K::SelfType<'k>: Copy,
+    {
+        let (lo, hi) = range.into_inner();
+        if lo > hi {
+            return Ok(());
+        }
+        with_table!(self.txn, def, |t| {
+            let mut iter = t.range((prefix, lo)..=(prefix, hi)).map_err(internal)?;
+            loop {
+                let next = if rev { iter.next_back() } else { iter.next() };
+                let Some(entry) = next else { break };
+                let (key, _) = entry.map_err(internal)?;
+                if f(key.value().1)?.is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Calls `f` with every `(prefix, seq)` row of a log-like table with
+    /// `seq` in `range`, decoded, until `f` breaks.
+    pub fn scan_rows<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(u64, u64), &[u8]>,
+        prefix: u64,
+        range: RangeInclusive<u64>,
+        rev: bool,
+        mut f: impl FnMut(u64, T) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let (lo, hi) = range.into_inner();
+        if lo > hi {
+            return Ok(());
+        }
+        with_table!(self.txn, def, |t| {
+            let mut iter = t.range((prefix, lo)..=(prefix, hi)).map_err(internal)?;
+            loop {
+                let next = if rev { iter.next_back() } else { iter.next() };
+                let Some(entry) = next else { break };
+                let (key, value) = entry.map_err(internal)?;
+                let row = codec::decode(value.value())?;
+                if f(key.value().1, row)?.is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The highest `seq` stored under `prefix`, or 0.
+    pub fn last_seq(&self, def: TableDefinition<(u64, u64), &[u8]>, prefix: u64) -> Result<u64> {
+        with_table!(self.txn, def, |t| {
+            let last = t
+                .range((prefix, 0)..=(prefix, u64::MAX))
+                .map_err(internal)?
+                .next_back()
+                .transpose()
+                .map_err(internal)?;
+            Ok(last.map_or(0, |(k, _)| k.value().1))
+        })
+    }
+
+    /// A value of a small `&str`-keyed table.
+    pub fn get_number(&self, def: TableDefinition<&str, u64>, key: &str) -> Result<Option<u64>> {
+        with_table!(self.txn, def, |t| Ok(t.get(key).map_err(internal)?.map(|v| v.value())))
+    }
+
+    /// A value of a `(u64, &str)`-keyed table.
+    pub fn get_keyed(&self, def: TableDefinition<(u64, &str), u64>, key: (u64, &str)) -> Result<Option<u64>> {
+        with_table!(self.txn, def, |t| Ok(t.get(key).map_err(internal)?.map(|v| v.value())))
+    }
+}
+
+/// A write transaction shared by the jobs of one commit, plus the events
+/// of the job that is running.
+pub struct Tx<'a> {
+    txn: &'a WriteTransaction,
+    pub(crate) events: Vec<Event>,
+}
+
+impl<'a> Tx<'a> {
+    pub(crate) fn new(txn: &'a WriteTransaction) -> Self {
+        Self { txn, events: Vec::new() }
+    }
+
+    /// Reads inside this transaction, seeing its own writes.
+    pub fn reader(&self) -> Reader<'a> {
+        Reader { txn: Txn::Write(self.txn) }
+    }
+
+    /// Publishes `event` once the transaction has committed.
+    pub fn emit(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    /// The next id of `kind`: 1, 2, 3 …
+    pub fn next_id(&mut self, kind: &str) -> Result<u64> {
+        let mut t = self.txn.open_table(SEQUENCES).map_err(internal)?;
+        let next = t.get(kind).map_err(internal)?.map_or(0, |v| v.value()) + 1;
+        t.insert(kind, next).map_err(internal)?;
+        Ok(next)
+    }
+
+    pub fn put<T: Serialize>(&mut self, def: TableDefinition<u64, &[u8]>, id: u64, row: &T) -> Result<()> {
+        let bytes = codec::encode(row)?;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.insert(id, bytes.as_slice()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, def: TableDefinition<u64, &[u8]>, id: u64) -> Result<()> {
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.remove(id).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn put_row<T: Serialize>(
+        &mut self,
+        def: TableDefinition<(u64, u64), &[u8]>,
+        key: (u64, u64),
+        row: &T,
+    ) -> Result<()> {
+        let bytes = codec::encode(row)?;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.insert(key, bytes.as_slice()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn index<K: redb::Key + 'static>(
+        &mut self,
+        def: TableDefinition<(K, u64), ()>,
+        key: (K::SelfType<'_>, u64),
+    ) -> Result<()> {
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.insert(key, ()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn unindex<K: redb::Key + 'static>(
+        &mut self,
+        def: TableDefinition<(K, u64), ()>,
+        key: (K::SelfType<'_>, u64),
+    ) -> Result<()> {
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.remove(key).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn put_keyed(
+        &mut self,
+        def: TableDefinition<(u64, &str), u64>,
+        key: (u64, &str),
+        value: u64,
+    ) -> Result<()> {
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.insert(key, value).map_err(internal)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! The only module that imports redb: one database file, its tables, the
+//! writer thread, and typed reads and writes of every row.
+//!
+//! Reads run on tokio's blocking pool with their own MVCC snapshot. Writes
+//! are jobs sent to the writer thread (see [`writer`]): one job per
+//! mutation, committed alone or with the jobs that queued beside it, and
+//! events published only after the commit succeeded.
+
+mod access;
+mod codec;
+pub mod events;
+mod migrations;
+pub mod operations;
+pub mod paging;
+pub mod resources;
+pub mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+
+use anyhow::Context;
+use redb::{Database, ReadableDatabase};
+
+pub use access::{Reader, Tx};
+/// The result of a function that runs inside a transaction.
+pub type TxResult<T> = std::result::Result<T, DomainError>;
+pub use events::{Event, EventBus, OperationEvent, OperationEventKind};
+pub use paging::{Page, PageArgs};
+
+use crate::domain::DomainError;
+
+type Result<T> = std::result::Result<T, DomainError>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    jobs: mpsc::SyncSender<Box<dyn writer::Job>>,
+    bus: EventBus,
+    /// Turns `true` when the writer thread has stopped and let go of the
+    /// database (after the last `Store` clone was dropped).
+    closed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Store {
+    /// Opens (or creates) the file at `path`, checks or migrates its schema
+    /// and starts the writer thread.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the directory of {}", path.display()))?;
+        }
+        let db = Database::create(path)
+            .with_context(|| format!("opening the database file {}", path.display()))?;
+        migrations::migrate(&db).with_context(|| format!("preparing {}", path.display()))?;
+        let db = Arc::new(db);
+        let bus = EventBus::new();
+        // Bounded so that a flood of writes pushes back on its callers.
+        let (jobs, receiver) = mpsc::sync_channel(4096);
+        let (thread_db, thread_bus) = (db.clone(), bus.clone());
+        let (closed_tx, closed) = tokio::sync::watch::channel(false);
+        std::thread::Builder::new()
+            .name("opsgraph-writer".into())
+            .spawn(move || {
+                writer::run(thread_db, thread_bus, receiver);
+                closed_tx.send_replace(true);
+            })
+            .context("starting the writer thread")?;
+        Ok(Self { db, jobs, bus, closed })
+    }
+
+    /// Resolves once every clone of this store is gone and the database
+    /// file is closed (its lock released).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closed = self.closed.clone();
+        async move {
+            let _ = closed.wait_for(|c| *c).await;
+        }
+    }
+
+    /// The feed of committed changes.
+    pub fn events(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Runs `f` in a read snapshot on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Reader<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(access::internal)?;
+            f(Reader::of_read(&txn))
+        })
+        .await
+        .map_err(|e| DomainError::internal(format!("read task failed: {e}")))?
+    }
+
+    /// Runs `f` in a write transaction of the writer thread and returns its
+    /// output once committed. `f` may run more than once (after the abort of
+    /// a shared batch), so it must only depend on its inputs and `tx`.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, reply) = writer::job(f);
+        let jobs = self.jobs.clone();
+        // `send` blocks when the queue is full: keep it off the runtime.
+        tokio::task::spawn_blocking(move || jobs.send(job))
+            .await
+            .map_err(|e| DomainError::internal(format!("write task failed: {e}")))?
+            .map_err(|_| DomainError::internal("the writer thread has stopped"))?;
+        reply.await.map_err(|_| DomainError::internal("the writer dropped a job"))?
+    }
+}

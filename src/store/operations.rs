@@ -1,0 +1,354 @@
+//! Operations, their queue per service, their logs and their event feed.
+
+use std::ops::ControlFlow;
+
+use super::access::{Reader, Result, Tx};
+use super::events::{Event, OperationEvent, OperationEventKind};
+use super::paging::{Page, PageArgs, paginate};
+use super::resources::{environment, live_service};
+use super::tables::*;
+use crate::domain::plan::plan;
+use crate::domain::{
+    DomainError, InstanceId, LogFilter, LogLine, LogStream, NewOperation, Operation, OperationFilter,
+    OperationId, OperationStatus, OperationType, OrganizationId, Principal, RollbackOutcome, ServiceId,
+    ServiceKind, Step, StepStatus, now_millis,
+};
+
+/// Queues an operation, or returns the one an idempotency key already made.
+pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Result<Operation> {
+    let org = principal.organization_id;
+    let r = tx.reader();
+    if let Some(existing) = replay_idempotent(r, org, new)? {
+        return Ok(existing);
+    }
+    let svc = live_service(r, org, new.service_id)?;
+    if let Some(delete) = active_of(r, svc.id)?.into_iter().find(|o| o.op_type == OperationType::Delete) {
+        return Err(DomainError::Conflict(format!(
+            "service {} is being deleted by operation {}",
+            svc.id, delete.id
+        )));
+    }
+    let env = environment(r, org, svc.environment_id)?;
+    let commit = match new.op_type {
+        OperationType::Deploy => Some(
+            new.commit
+                .clone()
+                .ok_or_else(|| DomainError::bad_input("commit", "a deploy needs the commit to deploy"))?,
+        ),
+        OperationType::Redeploy => Some(svc.current_commit.clone().ok_or_else(|| {
+            DomainError::Conflict(format!(
+                "service {} has never been deployed: deploy a commit first",
+                svc.id
+            ))
+        })?),
+        _ => svc.current_commit.clone(),
+    };
+    let scale_down = match (new.op_type, new.target_instances) {
+        (OperationType::Scale, Some(n)) => {
+            if svc.kind == ServiceKind::Database && n > 1 {
+                return Err(DomainError::bad_input(
+                    "instances",
+                    "a DATABASE owns a data directory that only one instance may hold: at most 1",
+                ));
+            }
+            n < svc.spec.instances
+        }
+        (OperationType::Scale, None) => {
+            return Err(DomainError::bad_input("instances", "a scale needs an instance count"));
+        }
+        _ => false,
+    };
+    let id = OperationId(tx.next_id("operation")?);
+    let op = Operation {
+        id,
+        organization_id: org,
+        environment_id: env.id,
+        service_id: svc.id,
+        op_type: new.op_type,
+        status: OperationStatus::Queued,
+        commit,
+        previous_commit: svc.current_commit.clone(),
+        trigger: new.trigger.clone(),
+        service_name: svc.name.as_str().to_owned(),
+        environment_name: env.name.as_str().to_owned(),
+        service_kind: svc.kind,
+        queued_at: now_millis(),
+        started_at: None,
+        finished_at: None,
+        steps: plan(new.op_type, svc.kind, scale_down).into_iter().map(Step::planned).collect(),
+        rollback: RollbackOutcome::NotNeeded,
+        target_instances: new.target_instances,
+        redeploy_of: new.redeploy_of,
+        idempotency_key: new.idempotency_key.clone(),
+    };
+    tx.put(OPERATIONS, id.0, &op)?;
+    tx.index(OPERATIONS_BY_ORG, (org.0, id.0))?;
+    tx.index(OPERATIONS_BY_ENVIRONMENT, (env.id.0, id.0))?;
+    tx.index(OPERATIONS_BY_SERVICE, (svc.id.0, id.0))?;
+    tx.index(OPERATIONS_BY_STATUS, (op.status.code(), id.0))?;
+    tx.index(ACTIVE_OPERATIONS_BY_SERVICE, (svc.id.0, id.0))?;
+    if let Some(key) = &new.idempotency_key {
+        tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
+    }
+    let by = match &op.trigger.author {
+        Some(author) => format!("{} via {:?}", author.name, op.trigger.source),
+        None => format!("the platform ({:?})", op.trigger.reason),
+    };
+    let what = match &op.commit {
+        Some(commit) => format!("{:?} of commit {commit}", op.op_type),
+        None => format!("{:?}", op.op_type),
+    };
+    append_logs(tx, id, &[(LogStream::System, format!("queued {what}, asked by {by}"), None)])?;
+    record_event(tx, &op, OperationEventKind::Queued, None)?;
+    Ok(op)
+}
+
+/// The operation a reused idempotency key made, if the request is the same;
+/// `IDEMPOTENCY_KEY_REUSED` if it differs.
+fn replay_idempotent(r: Reader<'_>, org: OrganizationId, new: &NewOperation) -> Result<Option<Operation>> {
+    let Some(key) = &new.idempotency_key else { return Ok(None) };
+    let Some(id) = r.get_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()))? else { return Ok(None) };
+    let op = operation_by_id(r, OperationId(id))?;
+    let same = op.service_id == new.service_id
+        && op.op_type == new.op_type
+        && (new.commit.is_none() || new.commit == op.commit)
+        && op.target_instances == new.target_instances;
+    if same { Ok(Some(op)) } else { Err(DomainError::IdempotencyKeyReused(key.clone())) }
+}
+
+/// The operation, if it belongs to `org`.
+pub fn operation(r: Reader<'_>, org: OrganizationId, id: OperationId) -> Result<Operation> {
+    r.get::<Operation>(OPERATIONS, id.0)?
+        .filter(|o| o.organization_id == org)
+        .ok_or_else(|| DomainError::not_found("Operation", id))
+}
+
+/// The operation by id alone, for the engine.
+pub fn operation_by_id(r: Reader<'_>, id: OperationId) -> Result<Operation> {
+    r.get::<Operation>(OPERATIONS, id.0)?.ok_or_else(|| DomainError::not_found("Operation", id))
+}
+
+/// Operations of `org` matching `filter`, newest first, read through the
+/// most selective index the filter allows.
+pub fn operations_page(
+    r: Reader<'_>,
+    org: OrganizationId,
+    filter: &OperationFilter,
+    args: &PageArgs,
+) -> Result<Page<Operation>> {
+    let (index, prefix) = if let Some(svc) = filter.service_id {
+        (OPERATIONS_BY_SERVICE, svc.0)
+    } else if let Some(env) = filter.environment_id {
+        (OPERATIONS_BY_ENVIRONMENT, env.0)
+    } else {
+        (OPERATIONS_BY_ORG, org.0)
+    };
+    paginate(args, true, |range, rev, visit| {
+        r.scan_index(index, prefix, range, rev, |id| match r.get::<Operation>(OPERATIONS, id)? {
+            Some(op) if op.organization_id == org && filter.matches(&op) => visit(id, op),
+            _ => Ok(ControlFlow::Continue(())),
+        })
+    })
+}
+
+/// The last operation of a service (for its deployment status).
+pub fn last_of_service(r: Reader<'_>, svc: ServiceId) -> Result<Option<Operation>> {
+    let mut last = None;
+    r.scan_index(OPERATIONS_BY_SERVICE, svc.0, 0..=u64::MAX, true, |id| {
+        last = r.get(OPERATIONS, id)?;
+        Ok(ControlFlow::Break(()))
+    })?;
+    Ok(last)
+}
+
+/// The last operation in an environment.
+pub fn last_of_environment(r: Reader<'_>, env: crate::domain::EnvironmentId) -> Result<Option<Operation>> {
+    let mut last = None;
+    r.scan_index(OPERATIONS_BY_ENVIRONMENT, env.0, 0..=u64::MAX, true, |id| {
+        last = r.get(OPERATIONS, id)?;
+        Ok(ControlFlow::Break(()))
+    })?;
+    Ok(last)
+}
+
+/// Non-final operations of a service, oldest first: its queue.
+pub fn active_of(r: Reader<'_>, svc: ServiceId) -> Result<Vec<Operation>> {
+    let mut out = Vec::new();
+    r.scan_index(ACTIVE_OPERATIONS_BY_SERVICE, svc.0, 0..=u64::MAX, false, |id| {
+        out.push(operation_by_id(r, OperationId(id))?);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+/// Every non-final operation, oldest first (for start-up recovery).
+pub fn all_active(r: Reader<'_>) -> Result<Vec<Operation>> {
+    let mut ids = Vec::new();
+    for status in OperationStatus::ALL.into_iter().filter(|s| !s.is_final()) {
+        r.scan_index(OPERATIONS_BY_STATUS, status.code(), 0..=u64::MAX, false, |id| {
+            ids.push(id);
+            Ok(ControlFlow::Continue(()))
+        })?;
+    }
+    ids.sort_unstable();
+    ids.into_iter().map(|id| operation_by_id(r, OperationId(id))).collect()
+}
+
+/// Changes an operation with `change`, keeping its indexes and the event
+/// feed in step. A status change must be allowed by the status machine.
+pub fn update(
+    tx: &mut Tx<'_>,
+    id: OperationId,
+    change: impl FnOnce(&mut Operation) -> Result<()>,
+) -> Result<Operation> {
+    let mut op = operation_by_id(tx.reader(), id)?;
+    let before = op.status;
+    let steps_before: Vec<StepStatus> = op.steps.iter().map(|s| s.status).collect();
+    change(&mut op)?;
+    if op.status != before {
+        before.transition(op.status)?;
+        tx.unindex(OPERATIONS_BY_STATUS, (before.code(), id.0))?;
+        tx.index(OPERATIONS_BY_STATUS, (op.status.code(), id.0))?;
+        if op.status.is_final() {
+            tx.unindex(ACTIVE_OPERATIONS_BY_SERVICE, (op.service_id.0, id.0))?;
+        }
+    }
+    tx.put(OPERATIONS, id.0, &op)?;
+    let changed_step = op
+        .steps
+        .iter()
+        .zip(&steps_before)
+        .rev()
+        .find(|(step, old)| step.status != **old)
+        .map(|(step, _)| (step.kind, step.status));
+    if op.status != before {
+        record_event(tx, &op, OperationEventKind::StatusChanged, changed_step)?;
+    } else if changed_step.is_some() {
+        record_event(tx, &op, OperationEventKind::StepChanged, changed_step)?;
+    }
+    Ok(op)
+}
+
+fn record_event(
+    tx: &mut Tx<'_>,
+    op: &Operation,
+    kind: OperationEventKind,
+    step: Option<(crate::domain::StepKind, StepStatus)>,
+) -> Result<()> {
+    let seq = tx.next_id("operation_event")?;
+    let event = OperationEvent {
+        seq,
+        at: now_millis(),
+        environment_id: op.environment_id,
+        service_id: op.service_id,
+        operation_id: op.id,
+        kind,
+        status: op.status,
+        step,
+    };
+    tx.put_row(OPERATION_EVENTS, (op.environment_id.0, seq), &event)?;
+    tx.emit(Event::Operation(event));
+    Ok(())
+}
+
+/// Events of an environment after `after`, oldest first, at most `limit`.
+pub fn events_after(
+    r: Reader<'_>,
+    env: crate::domain::EnvironmentId,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<OperationEvent>> {
+    let mut out = Vec::new();
+    r.scan_rows(OPERATION_EVENTS, env.0, after.saturating_add(1)..=u64::MAX, false, |_, e| {
+        out.push(e);
+        Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+    })?;
+    Ok(out)
+}
+
+/// A line to append: stream, text and the instance that printed it.
+pub type NewLine = (LogStream, String, Option<InstanceId>);
+
+/// Appends lines to an operation's log with the next sequence numbers.
+pub fn append_logs(tx: &mut Tx<'_>, op: OperationId, lines: &[NewLine]) -> Result<u64> {
+    append(tx, OPERATION_LOGS, op.0, lines)
+        .inspect(|last| tx.emit(Event::OperationLog { operation_id: op, last_seq: *last }))
+}
+
+/// Appends lines to a service's runtime log.
+pub fn append_service_logs(tx: &mut Tx<'_>, svc: ServiceId, lines: &[NewLine]) -> Result<u64> {
+    append(tx, SERVICE_LOGS, svc.0, lines)
+        .inspect(|last| tx.emit(Event::ServiceLog { service_id: svc, last_seq: *last }))
+}
+
+fn append(
+    tx: &mut Tx<'_>,
+    table: redb::TableDefinition<(u64, u64), &[u8]>,
+    owner: u64,
+    lines: &[NewLine],
+) -> Result<u64> {
+    let mut seq = tx.reader().last_seq(table, owner)?;
+    let at = now_millis();
+    for (stream, text, instance) in lines {
+        seq += 1;
+        let line = LogLine { seq, at, stream: *stream, text: text.clone(), instance: *instance };
+        tx.put_row(table, (owner, seq), &line)?;
+    }
+    Ok(seq)
+}
+
+/// A page of an operation's log, by sequence number.
+pub fn logs_page(
+    r: Reader<'_>,
+    op: OperationId,
+    filter: &LogFilter,
+    args: &PageArgs,
+) -> Result<Page<LogLine>> {
+    rows_page(r, OPERATION_LOGS, op.0, filter, args)
+}
+
+/// A page of a service's runtime log, by sequence number.
+pub fn service_logs_page(
+    r: Reader<'_>,
+    svc: ServiceId,
+    filter: &LogFilter,
+    args: &PageArgs,
+) -> Result<Page<LogLine>> {
+    rows_page(r, SERVICE_LOGS, svc.0, filter, args)
+}
+
+fn rows_page(
+    r: Reader<'_>,
+    table: redb::TableDefinition<(u64, u64), &[u8]>,
+    owner: u64,
+    filter: &LogFilter,
+    args: &PageArgs,
+) -> Result<Page<LogLine>> {
+    paginate(args, false, |range, rev, visit| {
+        r.scan_rows(table, owner, range, rev, |seq, line: LogLine| {
+            if filter.matches(&line) { visit(seq, line) } else { Ok(ControlFlow::Continue(())) }
+        })
+    })
+}
+
+/// Lines of an operation's log after `after`, at most `limit`.
+pub fn log_lines_after(r: Reader<'_>, op: OperationId, after: u64, limit: usize) -> Result<Vec<LogLine>> {
+    let page = logs_page(
+        r,
+        op,
+        &LogFilter::default(),
+        &PageArgs { after: Some(after), before: None, size: limit, backward: false },
+    )?;
+    Ok(page.items.into_iter().map(|(_, l)| l).collect())
+}
+
+/// Lines of a service's log after `after`, at most `limit`.
+pub fn service_lines_after(r: Reader<'_>, svc: ServiceId, after: u64, limit: usize) -> Result<Vec<LogLine>> {
+    let page = service_logs_page(
+        r,
+        svc,
+        &LogFilter::default(),
+        &PageArgs { after: Some(after), before: None, size: limit, backward: false },
+    )?;
+    Ok(page.items.into_iter().map(|(_, l)| l).collect())
+}

@@ -1,0 +1,95 @@
+//! Every redb table of the file, in one place.
+//!
+//! Names carry a version suffix: a change of key or value layout gets a new
+//! name and a numbered migration (see `migrations`). Values are serde structs
+//! encoded by [`super::codec`]; keys are integers or tuples of integers, most
+//! selective part first, so one range scan reads one parent's children in
+//! order. Secondary indexes are `(index_key, id) -> ()` tables written in the
+//! same write transaction as their row.
+
+use redb::TableDefinition;
+
+/// Key: a setting name (`"schema_version"`).
+/// Value: its number.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+
+/// Key: the kind of id (`"operation"`, `"service"` …).
+/// Value: the last id handed out for it. Ids start at 1 and never repeat.
+pub const SEQUENCES: TableDefinition<&str, u64> = TableDefinition::new("sequences_v1");
+
+/// Key: OrganizationId.
+/// Value: `domain::Organization`.
+pub const ORGANIZATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("organizations_v1");
+
+/// Key: EnvironmentId.
+/// Value: `domain::Environment`.
+pub const ENVIRONMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("environments_v1");
+
+/// Key: (OrganizationId, EnvironmentId).
+/// Value: ().
+pub const ENVIRONMENTS_BY_ORG: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("environments_by_org_v1");
+
+/// Key: ServiceId.
+/// Value: `domain::Service` (deleted services stay, with `deleted_at`).
+pub const SERVICES: TableDefinition<u64, &[u8]> = TableDefinition::new("services_v1");
+
+/// Key: (EnvironmentId, ServiceId).
+/// Value: ().
+pub const SERVICES_BY_ENVIRONMENT: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("services_by_environment_v1");
+
+/// Key: InstanceId.
+/// Value: `domain::Instance`. Rows of stopped instances that were replaced
+/// are removed; the service log keeps what they printed.
+pub const INSTANCES: TableDefinition<u64, &[u8]> = TableDefinition::new("instances_v1");
+
+/// Key: (ServiceId, InstanceId).
+/// Value: ().
+pub const INSTANCES_BY_SERVICE: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("instances_by_service_v1");
+
+/// Key: OperationId (ids grow in queue order).
+/// Value: `domain::Operation`, steps included.
+pub const OPERATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("operations_v1");
+
+/// Key: (OrganizationId, OperationId).
+/// Value: ().
+pub const OPERATIONS_BY_ORG: TableDefinition<(u64, u64), ()> = TableDefinition::new("operations_by_org_v1");
+
+/// Key: (EnvironmentId, OperationId).
+/// Value: ().
+pub const OPERATIONS_BY_ENVIRONMENT: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("operations_by_environment_v1");
+
+/// Key: (ServiceId, OperationId).
+/// Value: ().
+pub const OPERATIONS_BY_SERVICE: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("operations_by_service_v1");
+
+/// Key: (OperationStatus code, OperationId).
+/// Value: ().
+pub const OPERATIONS_BY_STATUS: TableDefinition<(u8, u64), ()> =
+    TableDefinition::new("operations_by_status_v1");
+
+/// Key: (ServiceId, OperationId) of every operation that is not final: the
+/// service's queue, oldest first.
+/// Value: ().
+pub const ACTIVE_OPERATIONS_BY_SERVICE: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("active_operations_by_service_v1");
+
+/// Key: (OrganizationId, idempotency key).
+/// Value: the OperationId the key created.
+pub const IDEMPOTENCY_KEYS: TableDefinition<(u64, &str), u64> = TableDefinition::new("idempotency_keys_v1");
+
+/// Key: (OperationId, seq) with seq 1, 2, 3 … per operation.
+/// Value: `domain::LogLine`.
+pub const OPERATION_LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("operation_logs_v1");
+
+/// Key: (ServiceId, seq) with seq 1, 2, 3 … per service.
+/// Value: `domain::LogLine`: what the service's instances printed.
+pub const SERVICE_LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("service_logs_v1");
+
+/// Key: (EnvironmentId, event seq) with one seq across all environments.
+/// Value: `store::OperationEvent`: the feed `operationEvents` resumes from.
+pub const OPERATION_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("operation_events_v1");

@@ -1,0 +1,118 @@
+//! The public contract: the SDL file matches the code, and every
+//! playground example runs against a seeded server without errors.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+#[test]
+fn schema_graphql_matches_the_code() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql");
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = opsgraph::graphql::sdl();
+    assert!(
+        stored == generated,
+        "schema.graphql differs from the schema the code builds; regenerate it with\n\n    \
+         cargo run -- export-schema > schema.graphql\n\nand review the diff: it is the public contract."
+    );
+}
+
+#[test]
+fn every_query_mutation_and_subscription_has_a_playground_example() {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let sdl = opsgraph::graphql::sdl();
+    let document = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
+    let examples: String = playground().into_iter().map(|(_, text)| text).collect();
+    let mut checked = 0;
+    for definition in document.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else { continue };
+        let root = ty.node.name.node.as_str();
+        let TypeKind::Object(object) = &ty.node.kind else { continue };
+        if !["Query", "Mutation", "Subscription"].contains(&root) {
+            continue;
+        }
+        for field in &object.fields {
+            let name = field.node.name.node.as_str();
+            let used = examples.contains(&format!("{name}(")) || examples.contains(&format!("{name} {{"));
+            assert!(used, "no playground example uses {root}.{name}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} root fields found");
+}
+
+/// Every `playground/*.graphql` file, sorted by name.
+fn playground() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("playground");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "graphql"))
+        .map(|p| {
+            (p.file_stem().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The variables the examples use, from a seeded server.
+async fn seed(app: &TestApp) -> Value {
+    let env = app.create_environment("production").await;
+    let service = |name: &str, build: &str| {
+        json!({ "name": name, "kind": "APPLICATION", "buildCommand": build,
+                "startCommand": "echo started $COMMIT; exec sleep 60", "healthCheck": { "graceMs": 50 }, "stopGraceMs": 500 })
+    };
+    let web = app.create_service(&env, service("web", "echo build")).await;
+    let done = app.deploy(&web, "c1").await;
+    assert_eq!(app.wait_final(&done).await["status"], "DEPLOYMENT_OK");
+    let scratch = app.create_service(&env, service("scratch", "true")).await;
+    let slow = app.create_service(&env, service("slow", "exec sleep 60")).await;
+    app.deploy(&slow, "s1").await;
+    let queued = app.deploy(&slow, "s2").await;
+    json!({
+        "environmentId": env, "serviceId": web, "operationId": done,
+        "queuedOperationId": queued, "scratchServiceId": scratch,
+    })
+}
+
+#[tokio::test]
+async fn every_playground_example_runs_without_errors() {
+    let app = TestApp::spawn().await;
+    let variables = seed(&app).await;
+    let examples = playground();
+    assert!(examples.len() >= 20, "found only {} examples", examples.len());
+    let kind = |text: &str| {
+        text.lines()
+            .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    // Queries first, then mutations (deleting last), then subscriptions.
+    let order = |(name, text): &(String, String)| match (kind(text).as_str(), name.as_str()) {
+        ("query", _) => 0,
+        ("mutation", "deleteService") => 2,
+        ("mutation", _) => 1,
+        _ => 3,
+    };
+    let mut examples = examples;
+    examples.sort_by_key(|e| order(e));
+    for (name, text) in &examples {
+        if kind(text) == "subscription" {
+            let mut sub = app.subscribe(text, variables.clone()).await;
+            let first = sub.next().await.unwrap_or_else(|| panic!("{name}: the subscription sent nothing"));
+            assert!(first.is_object(), "{name}: {first}");
+        } else {
+            let body = app.post(text, variables.clone()).await;
+            assert!(body.get("errors").is_none(), "{name}.graphql failed: {body:#}");
+            assert!(body["data"].is_object(), "{name}: {body}");
+        }
+    }
+    app.stop().await;
+}

@@ -1,0 +1,287 @@
+//! `TestApp::spawn()`: a real server on `127.0.0.1:0` with a temporary redb
+//! file, plus GraphQL-over-HTTP and graphql-transport-ws clients.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use opsgraph::app::Application;
+use opsgraph::config::ServeArgs;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound on waiting for anything in a test: generous, never a sleep.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Keeps the temporary directory alive as long as the app.
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl TestApp {
+    /// A server over a new database.
+    pub async fn spawn() -> Self {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::spawn_in(dir).await
+    }
+
+    /// A server over the database in `dir` (to restart on the same file).
+    pub async fn spawn_in(dir: std::sync::Arc<tempfile::TempDir>) -> Self {
+        let db = dir.path().join("opsgraph.redb");
+        let mut args = ServeArgs::new(db, "127.0.0.1:0".parse().unwrap());
+        args.shutdown_grace_ms = 2_000;
+        let app = Application::build(args).await.expect("build the app");
+        let port = app.port();
+        let shutdown = app.shutdown_token();
+        let mut ready = app.readiness();
+        let server = tokio::spawn(app.run_until_stopped());
+        tokio::time::timeout(PATIENCE, ready.wait_for(|r| *r)).await.expect("ready in time").expect("ready");
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: reqwest::Client::new(),
+            shutdown,
+            server: Some(server),
+            dir,
+        }
+    }
+
+    /// Shuts the server down gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+
+    /// POSTs a GraphQL request and returns the whole response body.
+    pub async fn post(&self, query: &str, variables: Value) -> Value {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// Runs a request that must succeed and returns its `data`.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let body = self.post(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Runs a request that must fail and returns its first error's code.
+    pub async fn error_code(&self, query: &str, variables: Value) -> String {
+        let body = self.post(query, variables).await;
+        let code = &body["errors"][0]["extensions"]["code"];
+        assert!(code.is_string(), "expected an error with a code: {body:#}");
+        code.as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_environment(&self, name: &str) -> String {
+        let data = self
+            .gql(
+                "mutation($name: String!) { createEnvironment(input: { name: $name }) { id } }",
+                json!({ "name": name }),
+            )
+            .await;
+        data["createEnvironment"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a service from a `CreateServiceInput` without its
+    /// environment id.
+    pub async fn create_service(&self, env: &str, mut input: Value) -> String {
+        input["environmentId"] = json!(env);
+        let data = self
+            .gql(
+                "mutation($input: CreateServiceInput!) { createService(input: $input) { id } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createService"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn deploy(&self, service: &str, commit: &str) -> String {
+        let data = self
+            .gql(
+                "mutation($s: ID!, $c: String!) { deploy(input: { serviceId: $s, commit: $c }) { id status } }",
+                json!({ "s": service, "c": commit }),
+            )
+            .await;
+        data["deploy"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs a service action mutation (`restart`, `stop`, `start`,
+    /// `deleteService`) and returns the operation id.
+    pub async fn action(&self, mutation: &str, service: &str) -> String {
+        let query = format!("mutation($s: ID!) {{ {mutation}(input: {{ serviceId: $s }}) {{ id }} }}");
+        let data = self.gql(&query, json!({ "s": service })).await;
+        data[mutation]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The operation as a client sees it.
+    pub async fn operation(&self, id: &str) -> Value {
+        let data = self.gql(OPERATION_QUERY, json!({ "id": id })).await;
+        data["operation"].clone()
+    }
+
+    /// Every line of an operation's log, as `STREAM text`.
+    pub async fn log_lines(&self, id: &str) -> Vec<String> {
+        let text = self
+            .client
+            .get(format!("{}/operations/{id}/logs", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines().map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned()).collect()
+    }
+
+    /// Waits until the operation is final (its log subscription completes)
+    /// and returns it.
+    pub async fn wait_final(&self, id: &str) -> Value {
+        let mut ws = self
+            .subscribe(
+                "subscription($id: ID!) { operationLogs(operationId: $id) { lastSeq } }",
+                json!({ "id": id }),
+            )
+            .await;
+        tokio::time::timeout(PATIENCE, async { while ws.next().await.is_some() {} })
+            .await
+            .expect("operation became final in time");
+        self.operation(id).await
+    }
+
+    /// Waits until the operation reaches `status`, following its events.
+    pub async fn wait_status(&self, env: &str, op: &str, status: &str) {
+        let mut ws = self
+            .subscribe(
+                "subscription($e: ID!) { operationEvents(environmentId: $e) { status operation { id } } }",
+                json!({ "e": env }),
+            )
+            .await;
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(event) = ws.next().await {
+                let event = &event["operationEvents"];
+                if event["operation"]["id"] == op && event["status"] == status {
+                    return;
+                }
+            }
+            panic!("the subscription ended before {op} reached {status}");
+        })
+        .await
+        .expect("status reached in time");
+    }
+
+    /// Opens a graphql-transport-ws subscription.
+    pub async fn subscribe(&self, query: &str, variables: Value) -> Subscription {
+        Subscription::open(self.port, query, variables).await
+    }
+}
+
+/// One graphql-transport-ws subscription on its own connection.
+pub struct Subscription {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Subscription {
+    pub async fn open(port: u16, query: &str, variables: Value) -> Self {
+        let mut request = format!("ws://127.0.0.1:{port}/graphql").into_client_request().unwrap();
+        request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
+        socket
+            .send(Message::text(json!({ "type": "connection_init", "payload": {} }).to_string()))
+            .await
+            .unwrap();
+        let ack = next_json(&mut socket).await.expect("connection_ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        let subscribe =
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
+        socket.send(Message::text(subscribe.to_string())).await.unwrap();
+        Self { socket }
+    }
+
+    /// The next `data` of the subscription; `None` once it completed.
+    /// Panics on an error message.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, next_json(&mut self.socket))
+                .await
+                .expect("message in time")?;
+            match message["type"].as_str() {
+                Some("next") => {
+                    let payload = &message["payload"];
+                    assert!(payload.get("errors").is_none(), "subscription error: {payload}");
+                    return Some(payload["data"].clone());
+                }
+                Some("complete") => return None,
+                Some("ping") => {
+                    let pong = json!({ "type": "pong" }).to_string();
+                    self.socket.send(Message::text(pong)).await.unwrap();
+                }
+                Some("error") => panic!("subscription error: {message}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn next_json(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Option<Value> {
+    while let Some(message) = socket.next().await {
+        match message.ok()? {
+            Message::Text(text) => return serde_json::from_str(&text).ok(),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+pub const OPERATION_QUERY: &str = r#"
+query($id: ID!) {
+  operation(id: $id) {
+    id type status commit serviceName environmentName rollback
+    service { id }
+    queuedAt startedAt finishedAt
+    trigger { kind source reason author { name } }
+    steps { kind name status message }
+  }
+}"#;
+
+/// A small HTTP server in Python: answers `ok` on $PORT and prints a line
+/// per request.
+pub const HTTP_SERVER: &str = r#"exec python3 -u -c 'import http.server,os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(os.environ["COMMIT"].encode())
+print("serving commit", os.environ["COMMIT"], "on", os.environ["PORT"])
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()'"#;
+
+/// The `steps { kind status }` of an operation as `(kind, status)` pairs.
+pub fn steps(op: &Value) -> Vec<(String, String)> {
+    op["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap().to_owned(), s["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// A free port on loopback (the executor checks again before using it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
