@@ -26,6 +26,11 @@ use opsgraph::domain::{Operation, OperationFilter, OrganizationId};
 use opsgraph::store::{PageArgs, Store, operations};
 use serde_json::{Value, json};
 
+/// The same allocator as the `opsgraph` binary, so the figures are the
+/// server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROUNDS: usize = 5;
 const ROUND: Duration = Duration::from_secs(2);
 const READERS: usize = 8;

@@ -126,7 +126,7 @@ impl Engine {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            let next = self.store.read(move |r| Ok(operations::active_of(r, svc)?.into_iter().next())).await;
+            let next = self.store.read(move |r| operations::queue_end(r, svc, false)).await;
             match next {
                 Ok(Some(op)) => runner::run(&self, op).await,
                 Ok(None) => {

@@ -22,7 +22,8 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         return Ok(existing);
     }
     let svc = live_service(r, org, new.service_id)?;
-    if let Some(delete) = active_of(r, svc.id)?.into_iter().find(|o| o.op_type == OperationType::Delete) {
+    // Nothing can be queued behind a delete, so one can only be the last.
+    if let Some(delete) = queue_end(r, svc.id, true)?.filter(|o| o.op_type == OperationType::Delete) {
         return Err(DomainError::Conflict(format!(
             "service {} is being deleted by operation {}",
             svc.id, delete.id
@@ -171,14 +172,15 @@ pub fn last_of_environment(r: Reader<'_>, env: crate::domain::EnvironmentId) -> 
     Ok(last)
 }
 
-/// Non-final operations of a service, oldest first: its queue.
-pub fn active_of(r: Reader<'_>, svc: ServiceId) -> Result<Vec<Operation>> {
-    let mut out = Vec::new();
-    r.scan_index(ACTIVE_OPERATIONS_BY_SERVICE, svc.0, 0..=u64::MAX, false, |id| {
-        out.push(operation_by_id(r, OperationId(id))?);
-        Ok(ControlFlow::Continue(()))
+/// The oldest non-final operation of a service (the head of its queue), or
+/// with `last` the newest one.
+pub fn queue_end(r: Reader<'_>, svc: ServiceId, last: bool) -> Result<Option<Operation>> {
+    let mut found = None;
+    r.scan_index(ACTIVE_OPERATIONS_BY_SERVICE, svc.0, 0..=u64::MAX, last, |id| {
+        found = Some(operation_by_id(r, OperationId(id))?);
+        Ok(ControlFlow::Break(()))
     })?;
-    Ok(out)
+    Ok(found)
 }
 
 /// Every non-final operation, oldest first (for start-up recovery).

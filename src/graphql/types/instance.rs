@@ -13,7 +13,9 @@ use crate::store::{Reader, resources};
 pub struct InstanceNode(pub domain::Instance);
 
 /// One running copy of a service (a process started by the executor).
-#[Object(name = "Instance")]
+/// Fields resolve one after another (`serial`): nearly all are plain reads
+/// of the row, and a loop is much cheaper than a set of futures per field.
+#[Object(name = "Instance", serial)]
 impl InstanceNode {
     /// Global id (`inst_<n>`).
     pub async fn id(&self) -> ID {

@@ -16,7 +16,9 @@ pub struct LogLineNode(pub domain::LogLine);
 pub type LogLineConnection = Connection<u64, LogLineNode>;
 
 /// One line of an operation's or a service's log.
-#[Object(name = "LogLine")]
+/// Fields resolve one after another (`serial`): nearly all are plain reads
+/// of the row, and a loop is much cheaper than a set of futures per field.
+#[Object(name = "LogLine", serial)]
 impl LogLineNode {
     /// Position in its log: 1, 2, 3 … per operation or per service.
     async fn seq(&self) -> u64 {

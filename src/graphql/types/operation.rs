@@ -24,7 +24,9 @@ pub type OperationConnection = Connection<u64, OperationNode>;
 
 /// One change to a service: who asked for it, its steps, its log and how
 /// it ended. The record stays readable after its service is deleted.
-#[Object(name = "Operation")]
+/// Fields resolve one after another (`serial`): nearly all are plain reads
+/// of the row, and a loop is much cheaper than a set of futures per field.
+#[Object(name = "Operation", serial)]
 impl OperationNode {
     /// Global id (`op_<n>`).
     pub async fn id(&self) -> ID {

@@ -10,7 +10,9 @@ use crate::domain;
 pub struct TriggerObject(pub domain::Trigger);
 
 /// Who or what asked for an operation.
-#[Object(name = "Trigger")]
+/// Fields resolve one after another (`serial`): nearly all are plain reads
+/// of the row, and a loop is much cheaper than a set of futures per field.
+#[Object(name = "Trigger", serial)]
 impl TriggerObject {
     /// A member, support, or the platform itself.
     async fn kind(&self) -> TriggerKind {
