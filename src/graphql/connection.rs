@@ -1,10 +1,14 @@
 //! Relay connections over store pages. Cursors are the keys of the page
 //! (ids, or sequence numbers for logs) in decimal.
 
-use async_graphql::OutputType;
-use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::connection::{CursorType, PageInfo};
+use async_graphql::{ComplexObject, SimpleObject};
 
 use super::error::gql;
+use super::types::environment::EnvironmentNode;
+use super::types::log_line::LogLineNode;
+use super::types::operation::OperationNode;
+use super::types::service::ServiceNode;
 use crate::domain::DomainError;
 use crate::store::{Page, PageArgs};
 
@@ -36,32 +40,106 @@ fn cursor(field: &'static str, raw: &str) -> Result<u64, DomainError> {
         .map_err(|_| DomainError::bad_input(field, format!("`{raw}` is not a cursor of this connection")))
 }
 
+/// A connection type that [`connection`] can fill.
+pub trait Connects {
+    type Node;
+    fn assemble(edges: Vec<(String, Self::Node)>, page_info: PageInfo) -> Self;
+}
+
+/// Declares a documented `…Connection` and `…Edge` pair per node type.
+macro_rules! connections {
+    ($($connection:ident, $edge:ident, $node:ty, $what:literal;)*) => {$(
+        #[doc = concat!("A page of ", $what, ", Relay style: the edges (each item with its cursor), the items alone, and where the page sits in the whole list.")]
+        #[derive(SimpleObject)]
+        #[graphql(complex)]
+        pub struct $connection {
+            /// The items of the page with their cursors, in list order.
+            pub edges: Vec<$edge>,
+            /// Whether there are more items before or after this page, and
+            /// the cursors of its ends.
+            pub page_info: PageInfo,
+        }
+
+        #[ComplexObject]
+        impl $connection {
+            /// The items of the page without their cursors, in list order.
+            async fn nodes(&self) -> Vec<&$node> {
+                self.edges.iter().map(|e| &e.node).collect()
+            }
+        }
+
+        #[doc = concat!("One of ", $what, " and its cursor.")]
+        #[derive(SimpleObject)]
+        pub struct $edge {
+            /// Where the item sits: pass it as `after` or `before` to page on.
+            pub cursor: String,
+            /// The item.
+            pub node: $node,
+        }
+
+        impl Connects for $connection {
+            type Node = $node;
+            fn assemble(edges: Vec<(String, $node)>, page_info: PageInfo) -> Self {
+                Self { edges: edges.into_iter().map(|(cursor, node)| $edge { cursor, node }).collect(), page_info }
+            }
+        }
+    )*};
+}
+
+connections! {
+    EnvironmentConnection, EnvironmentEdge, EnvironmentNode, "environments";
+    ServiceConnection, ServiceEdge, ServiceNode, "services";
+    OperationConnection, OperationEdge, OperationNode, "operations";
+    LogLineConnection, LogLineEdge, LogLineNode, "log lines";
+}
+
 /// The connection of one store page, each item turned into its GraphQL
 /// node by `node`.
-pub fn connection<T, N: OutputType>(page: Page<T>, node: impl Fn(T) -> N) -> Connection<u64, N> {
-    let mut out = Connection::new(page.has_previous_page, page.has_next_page);
-    out.edges = page.items.into_iter().map(|(key, item)| Edge::new(key, node(item))).collect();
-    out
+pub fn connection<T, C: Connects>(page: Page<T>, node: impl Fn(T) -> C::Node) -> C {
+    let edges: Vec<(String, C::Node)> =
+        page.items.into_iter().map(|(key, item)| (key.encode_cursor(), node(item))).collect();
+    let page_info = PageInfo {
+        has_previous_page: page.has_previous_page,
+        has_next_page: page.has_next_page,
+        start_cursor: edges.first().map(|(c, _)| c.clone()),
+        end_cursor: edges.last().map(|(c, _)| c.clone()),
+    };
+    C::assemble(edges, page_info)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A connection of plain values, to test the assembly alone.
+    struct Plain<N> {
+        edges: Vec<(String, N)>,
+        page_info: PageInfo,
+    }
+
+    impl<N> Connects for Plain<N> {
+        type Node = N;
+        fn assemble(edges: Vec<(String, N)>, page_info: PageInfo) -> Self {
+            Self { edges, page_info }
+        }
+    }
+
     #[test]
     fn edges_keep_the_page_order_and_its_keys_as_cursors() {
         let page = Page { items: vec![(5, "e"), (4, "d")], has_previous_page: false, has_next_page: true };
-        let conn = connection(page, str::to_uppercase);
-        let edges: Vec<(u64, &str)> = conn.edges.iter().map(|e| (e.cursor, e.node.as_str())).collect();
-        assert_eq!(edges, [(5, "E"), (4, "D")]);
-        assert!(conn.has_next_page);
-        assert!(!conn.has_previous_page);
+        let conn: Plain<String> = connection(page, str::to_uppercase);
+        let edges: Vec<(&str, &str)> = conn.edges.iter().map(|(c, n)| (c.as_str(), n.as_str())).collect();
+        assert_eq!(edges, [("5", "E"), ("4", "D")]);
+        assert!(conn.page_info.has_next_page);
+        assert!(!conn.page_info.has_previous_page);
+        assert_eq!(conn.page_info.start_cursor.as_deref(), Some("5"));
+        assert_eq!(conn.page_info.end_cursor.as_deref(), Some("4"));
     }
 
     #[test]
     fn an_empty_page_gives_an_empty_connection() {
         let page: Page<u32> = Page { items: vec![], has_previous_page: false, has_next_page: false };
-        let conn = connection(page, |n| n);
+        let conn: Plain<u32> = connection(page, |n| n);
         assert!(conn.edges.is_empty());
     }
 

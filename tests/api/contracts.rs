@@ -116,3 +116,58 @@ async fn every_playground_example_runs_without_errors() {
     }
     app.stop().await;
 }
+
+#[test]
+fn every_type_field_argument_and_enum_value_is_documented() {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let sdl = opsgraph::graphql::sdl();
+    let document = async_graphql::parser::parse_schema(&sdl).expect("the SDL parses");
+    let mut missing = Vec::new();
+    for definition in document.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else { continue };
+        let ty = ty.node;
+        let name = ty.name.node.as_str();
+        if ty.description.is_none() {
+            missing.push(name.to_owned());
+        }
+        match &ty.kind {
+            TypeKind::Object(o) => {
+                for f in &o.fields {
+                    let field = format!("{name}.{}", f.node.name.node);
+                    if f.node.description.is_none() {
+                        missing.push(field.clone());
+                    }
+                    for a in f.node.arguments.iter().filter(|a| a.node.description.is_none()) {
+                        missing.push(format!("{field}({})", a.node.name.node));
+                    }
+                }
+            }
+            TypeKind::Interface(i) => {
+                missing.extend(
+                    i.fields
+                        .iter()
+                        .filter(|f| f.node.description.is_none())
+                        .map(|f| format!("{name}.{}", f.node.name.node)),
+                );
+            }
+            TypeKind::InputObject(i) => {
+                missing.extend(
+                    i.fields
+                        .iter()
+                        .filter(|f| f.node.description.is_none())
+                        .map(|f| format!("{name}.{}", f.node.name.node)),
+                );
+            }
+            TypeKind::Enum(e) => {
+                missing.extend(
+                    e.values
+                        .iter()
+                        .filter(|v| v.node.description.is_none())
+                        .map(|v| format!("{name}.{}", v.node.value.node)),
+                );
+            }
+            TypeKind::Scalar | TypeKind::Union(_) => {}
+        }
+    }
+    assert!(missing.is_empty(), "undocumented in the schema: {missing:#?}");
+}

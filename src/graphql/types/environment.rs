@@ -1,6 +1,5 @@
 //! `Environment`: an isolated set of services, and its creation input.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -16,7 +15,7 @@ use crate::store::{operations, resources};
 pub struct EnvironmentNode(pub domain::Environment);
 
 /// A page of environments.
-pub type EnvironmentConnection = Connection<u64, EnvironmentNode>;
+pub use crate::graphql::connection::EnvironmentConnection;
 
 /// An isolated set of services, such as `production` or `staging`.
 #[Object(name = "Environment")]

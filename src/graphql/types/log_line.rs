@@ -1,6 +1,5 @@
 //! `LogLine`, its filter and connection, and `LogBatch` for subscriptions.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -13,7 +12,7 @@ use crate::graphql::scope::{datetime, scope};
 pub struct LogLineNode(pub domain::LogLine);
 
 /// A page of log lines.
-pub type LogLineConnection = Connection<u64, LogLineNode>;
+pub use crate::graphql::connection::LogLineConnection;
 
 /// One line of an operation's or a service's log.
 /// Fields resolve one after another (`serial`): nearly all are plain reads

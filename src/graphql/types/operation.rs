@@ -1,6 +1,5 @@
 //! `Operation`: one change to a service, with its filter and connection.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -20,7 +19,7 @@ use crate::store::{operations, resources};
 pub struct OperationNode(pub domain::Operation);
 
 /// A page of operations.
-pub type OperationConnection = Connection<u64, OperationNode>;
+pub use crate::graphql::connection::OperationConnection;
 
 /// One change to a service: who asked for it, its steps, its log and how
 /// it ended. The record stays readable after its service is deleted.

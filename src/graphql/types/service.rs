@@ -1,6 +1,5 @@
 //! `Service`: one deployable thing in an environment, with its spec.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -18,7 +17,7 @@ use crate::store::{operations, resources};
 pub struct ServiceNode(pub domain::Service);
 
 /// A page of services.
-pub type ServiceConnection = Connection<u64, ServiceNode>;
+pub use crate::graphql::connection::ServiceConnection;
 
 /// One deployable thing in an environment. A deleted service stays
 /// readable, with `deletedAt` set.
