@@ -20,6 +20,21 @@ pub enum OperationType {
     Delete,
 }
 
+impl OperationType {
+    /// The name clients see (`DEPLOY`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "DEPLOY",
+            Self::Redeploy => "REDEPLOY",
+            Self::Restart => "RESTART",
+            Self::Scale => "SCALE",
+            Self::Stop => "STOP",
+            Self::Start => "START",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
 /// Who or what asked for an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -41,6 +56,20 @@ pub enum TriggerSource {
     Monitoring,
 }
 
+impl TriggerSource {
+    /// The name clients see (`API`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "CONSOLE",
+            Self::Cli => "CLI",
+            Self::Api => "API",
+            Self::Git => "GIT",
+            Self::Github => "GITHUB",
+            Self::Monitoring => "MONITORING",
+        }
+    }
+}
+
 /// Why the platform itself started an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -50,6 +79,19 @@ pub enum PlatformReason {
     Scaling,
     Maintenance,
     DiskFull,
+}
+
+impl PlatformReason {
+    /// The name clients see (`DISK_FULL`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unreachable => "UNREACHABLE",
+            Self::Timeout => "TIMEOUT",
+            Self::Scaling => "SCALING",
+            Self::Maintenance => "MAINTENANCE",
+            Self::DiskFull => "DISK_FULL",
+        }
+    }
 }
 
 /// The trigger of an operation. Invariant (checked by [`Trigger::user`] and

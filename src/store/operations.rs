@@ -91,13 +91,15 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
     if let Some(key) = &new.idempotency_key {
         tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
     }
-    let by = match &op.trigger.author {
-        Some(author) => format!("{} via {:?}", author.name, op.trigger.source),
-        None => format!("the platform ({:?})", op.trigger.reason),
+    let source = op.trigger.source.as_str();
+    let by = match (&op.trigger.author, op.trigger.reason) {
+        (Some(author), _) => format!("{} via {source}", author.name),
+        (None, Some(reason)) => format!("the platform ({})", reason.as_str()),
+        (None, None) => format!("the platform via {source}"),
     };
     let what = match &op.commit {
-        Some(commit) => format!("{:?} of commit {commit}", op.op_type),
-        None => format!("{:?}", op.op_type),
+        Some(commit) => format!("{} of commit {commit}", op.op_type.as_str()),
+        None => op.op_type.as_str().to_owned(),
     };
     append_logs(tx, id, &[(LogStream::System, format!("queued {what}, asked by {by}"), None)])?;
     record_event(tx, &op, OperationEventKind::Queued, None)?;

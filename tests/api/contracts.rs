@@ -171,3 +171,45 @@ fn every_type_field_argument_and_enum_value_is_documented() {
     }
     assert!(missing.is_empty(), "undocumented in the schema: {missing:#?}");
 }
+
+#[tokio::test]
+async fn the_legacy_graphql_ws_subprotocol_streams_subscriptions_too() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    let svc = app
+        .create_service(&env, json!({ "name": "job", "kind": "JOB", "buildCommand": "echo legacy" }))
+        .await;
+    let op = app.deploy(&svc, "c1").await;
+    app.wait_final(&op).await;
+
+    let mut request = format!("ws://127.0.0.1:{}/graphql", app.port).into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-ws".parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "graphql-ws");
+    let init = json!({ "type": "connection_init", "payload": {} });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    let query = "subscription($id: ID!) { operationLogs(operationId: $id) { lines { stream text } } }";
+    let start =
+        json!({ "id": "1", "type": "start", "payload": { "query": query, "variables": { "id": op } } });
+    socket.send(Message::text(start.to_string())).await.unwrap();
+    let mut lines = Vec::new();
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else { continue };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        match message["type"].as_str().unwrap() {
+            "data" => {
+                lines.extend(message["payload"]["data"]["operationLogs"]["lines"].as_array().unwrap().clone())
+            }
+            "complete" => break,
+            "connection_ack" | "ka" => {}
+            other => panic!("unexpected {other}: {message}"),
+        }
+    }
+    assert!(lines.contains(&json!({ "stream": "STDOUT", "text": "legacy" })), "{lines:#?}");
+    assert_eq!(lines.last().unwrap()["text"], "finished: DEPLOYMENT_OK");
+    app.stop().await;
+}

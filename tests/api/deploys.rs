@@ -64,6 +64,7 @@ async fn a_deploy_that_succeeds_runs_every_step_and_leaves_instances_serving() {
 
     let log = app.log_lines(op["id"].as_str().unwrap()).await;
     for expected in [
+        "SYSTEM queued DEPLOY of commit c1, asked by owner via API",
         "STDOUT building c1",
         "STDERR warning: slow disk",
         "STDOUT migrating database for c1",
