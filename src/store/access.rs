@@ -78,6 +78,23 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Every key of an index table, in order.
+    pub fn index_keys<K>(&self, def: TableDefinition<(K, u64), ()>) -> Result<Vec<(u64, u64)>>
+    where
+        K: redb::Key + 'static,
+        for<'k> K::SelfType<'k>: Into<u64>,
+    {
+        with_table!(self.txn, def, |t| {
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(internal)? {
+                let (key, _) = entry.map_err(internal)?;
+                let (a, b) = key.value();
+                out.push((a.into(), b));
+            }
+            Ok(out)
+        })
+    }
+
     /// Calls `f` with the second key part of every `(prefix, k)` entry of an
     /// index with `k` in `range`, ascending (or descending with `rev`), until
     /// `f` breaks.

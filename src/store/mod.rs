@@ -7,6 +7,7 @@
 //! events published only after the commit succeeded.
 
 mod access;
+mod check;
 mod codec;
 pub mod events;
 mod migrations;
@@ -77,6 +78,12 @@ impl Store {
         async move {
             let _ = closed.wait_for(|c| *c).await;
         }
+    }
+
+    /// Rebuilds every secondary index from the primary rows and returns
+    /// how the stored ones differ (empty when consistent).
+    pub async fn index_differences(&self) -> Result<Vec<String>> {
+        self.read(check::index_differences).await
     }
 
     /// The feed of committed changes.

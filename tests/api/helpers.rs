@@ -20,6 +20,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// For the index check at `stop`; dropped before the server stops so
+    /// the database file can close.
+    store: Option<opsgraph::store::Store>,
     /// Keeps the temporary directory alive as long as the app.
     pub dir: std::sync::Arc<tempfile::TempDir>,
 }
@@ -38,6 +41,7 @@ impl TestApp {
         args.shutdown_grace_ms = 2_000;
         let app = Application::build(args).await.expect("build the app");
         let port = app.port();
+        let store = Some(app.store());
         let shutdown = app.shutdown_token();
         let mut ready = app.readiness();
         let server = tokio::spawn(app.run_until_stopped());
@@ -48,12 +52,18 @@ impl TestApp {
             client: reqwest::Client::new(),
             shutdown,
             server: Some(server),
+            store,
             dir,
         }
     }
 
-    /// Shuts the server down gracefully and waits for it.
+    /// Checks that every secondary index matches its rows, then shuts the
+    /// server down gracefully and waits for it (and its database) to close.
     pub async fn stop(mut self) {
+        if let Some(store) = self.store.take() {
+            let differences = store.index_differences().await.expect("index check");
+            assert!(differences.is_empty(), "indexes differ from their rows: {differences:#?}");
+        }
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server stopped cleanly");

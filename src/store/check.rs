@@ -1,0 +1,108 @@
+//! Rebuilds every secondary index from the primary rows and compares it
+//! with the stored one: a consistency check for tests and operators.
+
+use std::collections::BTreeSet;
+
+use super::access::{Reader, Result};
+use super::tables::*;
+use crate::domain::{Environment, Instance, Operation, Service};
+
+type Keys = BTreeSet<(u64, u64)>;
+
+/// The differences between stored and rebuilt indexes, one line each;
+/// empty when every index matches its rows.
+pub fn index_differences(r: Reader<'_>) -> Result<Vec<String>> {
+    let environments: Vec<Environment> = r.all_rows(ENVIRONMENTS)?;
+    let services: Vec<Service> = r.all_rows(SERVICES)?;
+    let instances: Vec<Instance> = r.all_rows(INSTANCES)?;
+    let operations: Vec<Operation> = r.all_rows(OPERATIONS)?;
+    let expected: [(&str, Keys, Vec<(u64, u64)>); 8] = [
+        (
+            "environments_by_org",
+            environments.iter().map(|e| (e.organization_id.0, e.id.0)).collect(),
+            r.index_keys(ENVIRONMENTS_BY_ORG)?,
+        ),
+        (
+            "services_by_environment",
+            services.iter().map(|s| (s.environment_id.0, s.id.0)).collect(),
+            r.index_keys(SERVICES_BY_ENVIRONMENT)?,
+        ),
+        (
+            "instances_by_service",
+            instances.iter().map(|i| (i.service_id.0, i.id.0)).collect(),
+            r.index_keys(INSTANCES_BY_SERVICE)?,
+        ),
+        (
+            "operations_by_org",
+            operations.iter().map(|o| (o.organization_id.0, o.id.0)).collect(),
+            r.index_keys(OPERATIONS_BY_ORG)?,
+        ),
+        (
+            "operations_by_environment",
+            operations.iter().map(|o| (o.environment_id.0, o.id.0)).collect(),
+            r.index_keys(OPERATIONS_BY_ENVIRONMENT)?,
+        ),
+        (
+            "operations_by_service",
+            operations.iter().map(|o| (o.service_id.0, o.id.0)).collect(),
+            r.index_keys(OPERATIONS_BY_SERVICE)?,
+        ),
+        (
+            "operations_by_status",
+            operations.iter().map(|o| (u64::from(o.status.code()), o.id.0)).collect(),
+            r.index_keys(OPERATIONS_BY_STATUS)?,
+        ),
+        (
+            "active_operations_by_service",
+            operations.iter().filter(|o| !o.status.is_final()).map(|o| (o.service_id.0, o.id.0)).collect(),
+            r.index_keys(ACTIVE_OPERATIONS_BY_SERVICE)?,
+        ),
+    ];
+    let mut differences = Vec::new();
+    for (name, want, stored) in expected {
+        let stored: Keys = stored.into_iter().collect();
+        for missing in want.difference(&stored) {
+            differences.push(format!("{name}: missing {missing:?}"));
+        }
+        for extra in stored.difference(&want) {
+            differences.push(format!("{name}: extra {extra:?}"));
+        }
+    }
+    Ok(differences)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{Name, OrganizationId};
+    use crate::store::{Store, resources, tables};
+
+    #[tokio::test]
+    async fn a_missing_or_stray_index_entry_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let env = store
+            .write(|tx| {
+                let org = resources::ensure_first_organization(tx, "default")?;
+                resources::create_environment(tx, org.id, Name::parse("name", "prod")?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.index_differences().await.unwrap(), Vec::<String>::new());
+
+        store
+            .write(move |tx| {
+                tx.unindex(tables::ENVIRONMENTS_BY_ORG, (env.organization_id.0, env.id.0))?;
+                tx.index(tables::SERVICES_BY_ENVIRONMENT, (env.id.0, 99))
+            })
+            .await
+            .unwrap();
+        let differences = store.index_differences().await.unwrap();
+        assert_eq!(
+            differences,
+            [
+                format!("environments_by_org: missing ({}, {})", OrganizationId(1).0, env.id.0),
+                format!("services_by_environment: extra ({}, 99)", env.id.0),
+            ]
+        );
+    }
+}
