@@ -9,6 +9,9 @@ use crate::domain::{Environment, Instance, Operation, Service};
 
 type Keys = BTreeSet<(u64, u64)>;
 
+/// An index: its name, the keys its rows call for, and the keys stored.
+type IndexCheck = (&'static str, Keys, Vec<(u64, u64)>);
+
 /// The differences between stored and rebuilt indexes, one line each;
 /// empty when every index matches its rows.
 pub fn index_differences(r: Reader<'_>) -> Result<Vec<String>> {
@@ -16,7 +19,7 @@ pub fn index_differences(r: Reader<'_>) -> Result<Vec<String>> {
     let services: Vec<Service> = r.all_rows(SERVICES)?;
     let instances: Vec<Instance> = r.all_rows(INSTANCES)?;
     let operations: Vec<Operation> = r.all_rows(OPERATIONS)?;
-    let expected: [(&str, Keys, Vec<(u64, u64)>); 8] = [
+    let expected: [IndexCheck; 8] = [
         (
             "environments_by_org",
             environments.iter().map(|e| (e.organization_id.0, e.id.0)).collect(),
