@@ -47,7 +47,7 @@ impl Application {
         let mark = std::fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
         let executor =
             LocalExecutor::new(store.clone(), args.data_dir(), mark.display().to_string(), tasks.clone());
-        let engine = Engine::new(store.clone(), executor.clone(), shutdown.child_token(), tasks.clone());
+        let engine = Engine::new(store.clone(), executor.clone(), shutdown.child_token());
         let schema = build_schema(Some(GraphqlContext { store: store.clone(), engine: engine.clone() }));
         let (ready, ready_rx) = watch::channel(false);
         // Until access control exists, every request acts as this owner.
@@ -102,7 +102,12 @@ impl Application {
         tracing::info!("ready");
         server.await.context("the HTTP server task failed")?.context("serving HTTP")?;
         tracing::info!("HTTP server stopped; stopping operations and instances");
+        // Operations stop where they are first (a rollback in progress gets
+        // a grace), so no step starts a process after the instances stop.
         shutdown.cancel();
+        if !engine.wait_stopped(grace + Duration::from_secs(5)).await {
+            tracing::warn!("some operations did not stop in time");
+        }
         executor.shutdown(grace).await;
         tasks.close();
         if tokio::time::timeout(grace + Duration::from_secs(5), tasks.wait()).await.is_err() {

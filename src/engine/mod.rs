@@ -9,6 +9,7 @@ mod recovery;
 mod runner;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -37,24 +38,32 @@ pub struct Engine {
     /// Cancelled when the server shuts down: running operations stop where
     /// they are and are left for start-up recovery.
     shutdown: CancellationToken,
+    /// Set once start-up recovery has ended what a previous run left;
+    /// queues are only woken after that.
+    recovered: AtomicBool,
+    /// The queue workers; shutdown waits for them before it stops the
+    /// instance processes.
     tasks: TaskTracker,
 }
 
 impl Engine {
-    pub fn new(
-        store: Store,
-        executor: Arc<LocalExecutor>,
-        shutdown: CancellationToken,
-        tasks: TaskTracker,
-    ) -> Arc<Self> {
+    pub fn new(store: Store, executor: Arc<LocalExecutor>, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
             store,
             executor,
             workers: Mutex::default(),
             running: Mutex::default(),
             shutdown,
-            tasks,
+            recovered: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
         })
+    }
+
+    /// Waits (up to `limit`) for the queue workers to return after the
+    /// shutdown token was cancelled.
+    pub async fn wait_stopped(&self, limit: std::time::Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(limit, self.tasks.wait()).await.is_ok()
     }
 
     /// How many operations are running steps now.
@@ -73,12 +82,19 @@ impl Engine {
         recovery::recover(self).await
     }
 
-    /// Queues an operation and wakes its service's queue.
+    /// Queues an operation and wakes its service's queue. The two happen in
+    /// a task of their own, so a client that goes away after the commit
+    /// cannot leave the operation queued with nobody to run it.
     pub async fn submit(self: &Arc<Self>, principal: &Principal, new: NewOperation) -> Result<Operation> {
         let principal = principal.clone();
-        let op = self.store.write(move |tx| operations::queue(tx, &principal, &new)).await?;
-        self.kick(op.service_id);
-        Ok(op)
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let op = engine.store.write(move |tx| operations::queue(tx, &principal, &new)).await?;
+            engine.kick(op.service_id);
+            Ok(op)
+        })
+        .await
+        .map_err(|e| DomainError::internal(format!("queueing task failed: {e}")))?
     }
 
     /// Cancels an operation: a queued one ends at once as `CANCELLED`; a
@@ -108,8 +124,12 @@ impl Engine {
         Ok(op)
     }
 
-    /// Makes sure a worker drains the queue of `svc`.
+    /// Makes sure a worker drains the queue of `svc`. Before recovery is
+    /// done this does nothing: recovery wakes every queue when it ends.
     fn kick(self: &Arc<Self>, svc: ServiceId) {
+        if !self.recovered.load(Ordering::SeqCst) {
+            return;
+        }
         let mut workers = self.workers.lock().expect("workers map");
         if let Some(again) = workers.get_mut(&svc) {
             *again = true;
@@ -128,7 +148,15 @@ impl Engine {
             }
             let next = self.store.read(move |r| operations::queue_end(r, svc, false)).await;
             match next {
-                Ok(Some(op)) => runner::run(&self, op).await,
+                Ok(Some(op)) if op.status == OperationStatus::Queued => runner::run(&self, op).await,
+                Ok(Some(op)) => {
+                    // A head that is running with no runner was left by a
+                    // previous process (recovery ends it) or by a failed
+                    // write: never spin on it.
+                    tracing::warn!(operation = %op.id, status = op.status.as_str(), "queue head has no runner");
+                    self.workers.lock().expect("workers map").remove(&svc);
+                    return;
+                }
                 Ok(None) => {
                     let mut workers = self.workers.lock().expect("workers map");
                     match workers.get_mut(&svc) {

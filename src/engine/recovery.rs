@@ -1,6 +1,7 @@
 //! Start-up recovery: what a previous process left behind is ended,
 //! recorded and cleaned up before the server reports ready.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -28,14 +29,25 @@ pub async fn recover(engine: &Arc<Engine>) -> anyhow::Result<()> {
     if orphans > 0 {
         tracing::warn!(orphans, "stopped processes left behind by the previous run");
     }
-    let was_serving: Vec<ServiceId> = {
-        let mut ids: Vec<ServiceId> =
-            instances.iter().filter(|i| i.current && i.status.is_live()).map(|i| i.service_id).collect();
-        ids.dedup();
-        ids
-    };
     let interrupted: Vec<Operation> =
         active.iter().filter(|o| o.status != OperationStatus::Queued).cloned().collect();
+    // Services to bring back: those serving when the previous run ended,
+    // and those whose interrupted operation had already stopped the old
+    // instances (a database between stop and start) — unless the operation
+    // was meant to stop or delete the service.
+    let mut was_serving: BTreeSet<ServiceId> =
+        instances.iter().filter(|i| i.current && i.status.is_live()).map(|i| i.service_id).collect();
+    for op in &interrupted {
+        match op.op_type {
+            OperationType::Stop | OperationType::Delete => {
+                was_serving.remove(&op.service_id);
+            }
+            _ if touched(op, StepKind::StopOldInstances) => {
+                was_serving.insert(op.service_id);
+            }
+            _ => {}
+        }
+    }
     let count = interrupted.len();
     store
         .write(move |tx| {
@@ -76,7 +88,13 @@ pub async fn recover(engine: &Arc<Engine>) -> anyhow::Result<()> {
             tracing::warn!(%error, service = %svc, "could not queue the start of a service after restart");
         }
     }
-    let queued: Vec<ServiceId> = active.iter().map(|o| o.service_id).collect();
+    // From here on, kicks run queues; then wake every queue that holds
+    // work, including what was queued while recovery ran.
+    engine.recovered.store(true, std::sync::atomic::Ordering::SeqCst);
+    let queued: BTreeSet<ServiceId> = store
+        .read(|r| Ok(operations::all_active(r)?.into_iter().map(|o| o.service_id).collect()))
+        .await
+        .context("reading the queues")?;
     for svc in queued {
         engine.kick(svc);
     }
@@ -106,19 +124,33 @@ fn settle_instance(
     Ok(())
 }
 
+/// Whether the step `kind` of `op` had started (it may have done part of
+/// its work) or completed.
+fn touched(op: &Operation, kind: StepKind) -> bool {
+    op.steps.iter().any(|s| s.kind == kind && matches!(s.status, StepStatus::Running | StepStatus::Succeeded))
+}
+
 /// Ends an operation a restart interrupted, with a final error status, the
 /// interrupted line and its rollback outcome: the new instances it started
-/// are discarded (so nothing changed, unless it had already switched to
-/// them).
+/// are discarded, so nothing changed — unless it had already stopped,
+/// switched or removed instances, which recovery cannot undo.
 fn end_interrupted(tx: &mut crate::store::Tx<'_>, op: &Operation) -> crate::store::TxResult<()> {
-    let completed = |kind| op.steps.iter().any(|s| s.kind == kind && s.status == StepStatus::Succeeded);
-    let any_completed = op.steps.iter().any(|s| s.status == StepStatus::Succeeded);
-    let rollback = if !any_completed {
+    // Building, releasing and checking health leave nothing to discard.
+    let any_started = op.steps.iter().any(|s| {
+        !matches!(s.kind, StepKind::Build | StepKind::Release | StepKind::HealthCheck) && touched(op, s.kind)
+    });
+    let changed_instances = [
+        StepKind::StopOldInstances,
+        StepKind::HandOverData,
+        StepKind::Switch,
+        StepKind::StopInstances,
+        StepKind::RemoveService,
+    ]
+    .into_iter()
+    .any(|kind| touched(op, kind));
+    let rollback = if !any_started {
         RollbackOutcome::NotNeeded
-    } else if completed(StepKind::Switch)
-        || completed(StepKind::StopInstances)
-        || completed(StepKind::RemoveService)
-    {
+    } else if changed_instances {
         RollbackOutcome::Failed
     } else {
         RollbackOutcome::Succeeded
@@ -143,7 +175,7 @@ fn end_interrupted(tx: &mut crate::store::Tx<'_>, op: &Operation) -> crate::stor
             "the new instances it started were discarded; the service keeps its previous instances".to_owned()
         }
         RollbackOutcome::Failed => {
-            "it had already changed the service's instances; that change could not be undone".to_owned()
+            "it had already stopped, switched or removed instances; that could not be undone".to_owned()
         }
     };
     let lines = [

@@ -38,7 +38,8 @@ pub async fn run(engine: &Arc<Engine>, op: Operation) {
 
 async fn run_registered(engine: &Arc<Engine>, op: Operation, token: &CancellationToken) -> Result<()> {
     let first_phase = op.steps.first().map_or(OperationStatus::Deploying, |s| s.kind.phase());
-    let started = change(engine, op.id, format!("started: {} steps planned", op.steps.len()), move |op| {
+    let line = format!("started: {} steps planned; status {}", op.steps.len(), first_phase.as_str());
+    let started = change(engine, op.id, line, move |op| {
         if op.status != OperationStatus::Queued {
             return Err(DomainError::Conflict("no longer queued".into()));
         }
@@ -75,8 +76,9 @@ async fn run_registered(engine: &Arc<Engine>, op: Operation, token: &Cancellatio
     }
 }
 
-/// Runs the planned steps; returns how they ended and the steps that
-/// completed, in order.
+/// Runs the planned steps; returns how they ended and the steps that did
+/// something, in order: the completed ones and the one that failed or was
+/// cancelled (it may have done part of its work, so it is undone too).
 async fn run_steps(
     engine: &Arc<Engine>,
     run: &mut Run,
@@ -89,7 +91,12 @@ async fn run_steps(
             return Ok((interrupted(engine), done));
         }
         let phase = kind.phase();
-        run.op = change(engine, run.op.id, format!("step {}: started", kind.title()), move |op| {
+        let line = if run.op.status == phase {
+            format!("step {}: started", kind.title())
+        } else {
+            format!("step {}: started; status {}", kind.title(), phase.as_str())
+        };
+        run.op = change(engine, run.op.id, line, move |op| {
             if op.status == OperationStatus::Cancelling {
                 return Ok(());
             }
@@ -121,9 +128,7 @@ async fn run_steps(
             Ok(())
         })
         .await?;
-        if status == StepStatus::Succeeded {
-            done.push(index);
-        }
+        done.push(index);
         if let Some(ending) = ending {
             return Ok((ending, done));
         }
@@ -144,11 +149,14 @@ async fn undo_and_finish(
     cancelled: bool,
 ) -> Result<()> {
     if !done.is_empty() {
-        log(engine, run.op.id, format!("rolling back {} completed step(s)", done.len())).await?;
+        log(engine, run.op.id, format!("rolling back {} step(s)", done.len())).await?;
     }
     let mut outcome = RollbackOutcome::NotNeeded;
     for index in done.into_iter().rev() {
         let kind = run.op.steps[index].kind;
+        // The step that failed or was cancelled keeps that status; the
+        // rollback of what it did is in the log.
+        let interrupted = matches!(run.op.steps[index].status, StepStatus::Failed | StepStatus::Cancelled);
         let (status, text) = match engine.executor.undo_step(run, kind).await {
             Undo::Nothing => continue,
             Undo::Irreversible(text) => {
@@ -167,6 +175,10 @@ async fn undo_and_finish(
             }
         };
         let line = format!("rollback of {}: {} ({text})", kind.title(), step_word(status));
+        if interrupted {
+            log(engine, run.op.id, line).await?;
+            continue;
+        }
         run.op = change(engine, run.op.id, line, move |op| {
             set_step(op, index, status, Some(text.clone()));
             Ok(())

@@ -4,8 +4,17 @@
 //! `?`, which would send internal details to clients and leave out
 //! `extensions.code`. So a `Result<_, DomainError>` is never returned with a
 //! bare `?` in this module tree: it goes through [`gql`] (or [`GqlResult::gql`]).
+//!
+//! The errors async-graphql raises itself (syntax, validation, input
+//! coercion) carry no code; [`ErrorCodes`], registered on the schema, gives
+//! them `BAD_USER_INPUT` on every transport.
 
-use async_graphql::ErrorExtensions;
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
+use async_graphql::{ErrorExtensionValues, ErrorExtensions, Response, ServerError};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::domain::{DomainError, ErrorCode};
 
@@ -30,6 +39,68 @@ pub fn gql(e: DomainError) -> async_graphql::Error {
 /// A GraphQL error with `message` and `extensions.code`.
 fn coded(message: String, code: ErrorCode) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code.as_str()))
+}
+
+/// A response-level error (no path, no location) with `message` and
+/// `extensions.code`, for the transports to answer with.
+pub fn server_error(message: impl Into<String>, code: ErrorCode) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error.extensions = Some(with_code(code));
+    error
+}
+
+fn with_code(code: ErrorCode) -> ErrorExtensionValues {
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code.as_str());
+    extensions
+}
+
+/// Schema extension that gives `extensions.code = "BAD_USER_INPUT"` to
+/// every error of a response that has no code yet.
+///
+/// Resolver errors carry their code already (they go through [`gql`]);
+/// what is left are the errors async-graphql raises before or while
+/// reading the request: syntax errors, validation errors (unknown field,
+/// wrong argument type, Int out of range in a literal) and the coercion of
+/// variables and arguments. All of them are the client's to fix.
+///
+/// It wraps both entry points of the schema, so it covers every transport:
+/// `request` (queries and mutations over HTTP) and `subscribe` (everything
+/// sent over WebSocket, whose parse and validation errors are the first
+/// response of the stream).
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        with_default_codes(next.run(ctx).await)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(with_default_codes).boxed()
+    }
+}
+
+/// `response` with `BAD_USER_INPUT` on each error that has no code.
+fn with_default_codes(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", ErrorCode::BadUserInput.as_str());
+        }
+    }
+    response
 }
 
 /// `.gql()` on a domain result: the conversion of [`gql`] in method form.
@@ -92,5 +163,25 @@ mod tests {
         let result: Result<(), DomainError> = Err(DomainError::RateLimited);
         let error = result.gql().unwrap_err();
         assert_eq!(code_of(&error), Some(Value::from("RATE_LIMITED")));
+    }
+
+    fn server_code(error: &ServerError) -> Option<Value> {
+        error.extensions.as_ref().and_then(|ext| ext.get("code")).cloned()
+    }
+
+    #[test]
+    fn errors_without_a_code_get_bad_user_input_and_coded_ones_keep_theirs() {
+        let coded = gql(DomainError::Conflict("taken".into())).into_server_error(Default::default());
+        let bare = ServerError::new("Unknown field \"nope\"", None);
+        let response = with_default_codes(Response::from_errors(vec![coded, bare]));
+        let codes: Vec<_> = response.errors.iter().map(server_code).collect();
+        assert_eq!(codes, [Some(Value::from("CONFLICT")), Some(Value::from("BAD_USER_INPUT"))]);
+    }
+
+    #[test]
+    fn a_server_error_carries_its_code() {
+        let error = server_error("mutations must be sent with POST", ErrorCode::BadUserInput);
+        assert_eq!(server_code(&error), Some(Value::from("BAD_USER_INPUT")));
+        assert!(error.locations.is_empty() && error.path.is_empty());
     }
 }

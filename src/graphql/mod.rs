@@ -1,6 +1,10 @@
 //! The GraphQL schema: root types, one file per GraphQL type under
 //! [`types`], and the one place errors become GraphQL errors ([`error`]).
 //!
+//! Every error a client receives carries `extensions.code`: resolvers set
+//! it through [`error::gql`], and the [`error::ErrorCodes`] extension
+//! registered in [`build_schema`] covers the errors async-graphql raises.
+//!
 //! Resolvers are thin: they validate input into domain types and call one
 //! store or engine function. Every read is scoped by the organization of
 //! the request's [`Principal`](crate::domain::Principal), which the HTTP
@@ -46,7 +50,7 @@ pub struct GraphqlContext {
 /// itself ([`sdl`]): every resolver that needs storage then fails with an
 /// internal error.
 pub fn build_schema(ctx: Option<GraphqlContext>) -> AppSchema {
-    let builder = Schema::build(Query, Mutation, Subscription);
+    let builder = Schema::build(Query, Mutation, Subscription).extension(error::ErrorCodes);
     match ctx {
         Some(ctx) => builder.data(ctx).finish(),
         None => builder.finish(),

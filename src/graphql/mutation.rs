@@ -6,7 +6,7 @@ use async_graphql::{Context, Object, Result};
 
 use super::error::GqlResult;
 use super::scope::{Scope, parse_id, scope};
-use super::types::environment::{CreateEnvironmentInput, EnvironmentNode};
+use super::types::environment::{CreateEnvironmentInput, EnvironmentNode, UpdateEnvironmentInput};
 use super::types::operation::OperationNode;
 use super::types::operation_input::{
     CancelOperationInput, DeployInput, Redeploy, RedeployInput, ScaleInput, ServiceActionInput,
@@ -33,6 +33,22 @@ impl Mutation {
         let name = input.name().gql()?;
         let s = scope(ctx)?;
         let env = s.write(move |tx, org| resources::create_environment(tx, org, name.clone())).await?;
+        Ok(EnvironmentNode(env))
+    }
+
+    /// Renames an environment. Its operations keep the environment name
+    /// they were queued with.
+    async fn update_environment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The changes; omitted fields keep their values.")] input: UpdateEnvironmentInput,
+    ) -> Result<EnvironmentNode> {
+        let update = input.validate().gql()?;
+        let env = scope(ctx)?
+            .write(move |tx, org| {
+                resources::update_environment(tx, org, update.environment_id, update.name.as_ref())
+            })
+            .await?;
         Ok(EnvironmentNode(env))
     }
 

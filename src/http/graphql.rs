@@ -1,15 +1,17 @@
 //! `/graphql` over HTTP (POST, and GET for queries) and WebSocket, and
 //! GraphiQL at `/`.
 
+use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
+use crate::domain::ErrorCode;
+use crate::graphql::error::server_error;
 
 /// GraphiQL, pointed at `/graphql` for queries and subscriptions.
 pub async fn graphiql() -> Html<String> {
@@ -46,10 +48,8 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
             Err(rejection) => return rejection.into_response(),
         };
     if is_mutation(&request) {
-        let body = async_graphql::Response::from_errors(vec![ServerError::new(
-            "mutations must be sent with POST",
-            None,
-        )]);
+        let error = server_error("mutations must be sent with POST", ErrorCode::BadUserInput);
+        let body = async_graphql::Response::from_errors(vec![error]);
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], GraphQLResponse::from(body))
             .into_response();
     }
@@ -97,5 +97,3 @@ async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> R
 fn count(state: &AppState) {
     state.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
-
-use axum::extract::FromRequest;

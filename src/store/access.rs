@@ -185,11 +185,14 @@ impl<'a> Reader<'a> {
 pub struct Tx<'a> {
     txn: &'a WriteTransaction,
     pub(crate) events: Vec<Event>,
+    /// Whether the job wrote anything: a job that fails before its first
+    /// write leaves the shared transaction as it found it.
+    pub(crate) wrote: bool,
 }
 
 impl<'a> Tx<'a> {
     pub(crate) fn new(txn: &'a WriteTransaction) -> Self {
-        Self { txn, events: Vec::new() }
+        Self { txn, events: Vec::new(), wrote: false }
     }
 
     /// Reads inside this transaction, seeing its own writes.
@@ -204,6 +207,7 @@ impl<'a> Tx<'a> {
 
     /// The next id of `kind`: 1, 2, 3 …
     pub fn next_id(&mut self, kind: &str) -> Result<u64> {
+        self.wrote = true;
         let mut t = self.txn.open_table(SEQUENCES).map_err(internal)?;
         let next = t.get(kind).map_err(internal)?.map_or(0, |v| v.value()) + 1;
         t.insert(kind, next).map_err(internal)?;
@@ -211,6 +215,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put<T: Serialize>(&mut self, def: TableDefinition<u64, &[u8]>, id: u64, row: &T) -> Result<()> {
+        self.wrote = true;
         let bytes = codec::encode(row)?;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.insert(id, bytes.as_slice()).map_err(internal)?;
@@ -218,6 +223,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn delete(&mut self, def: TableDefinition<u64, &[u8]>, id: u64) -> Result<()> {
+        self.wrote = true;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.remove(id).map_err(internal)?;
         Ok(())
@@ -229,6 +235,7 @@ impl<'a> Tx<'a> {
         key: (u64, u64),
         row: &T,
     ) -> Result<()> {
+        self.wrote = true;
         let bytes = codec::encode(row)?;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.insert(key, bytes.as_slice()).map_err(internal)?;
@@ -240,6 +247,7 @@ impl<'a> Tx<'a> {
         def: TableDefinition<(K, u64), ()>,
         key: (K::SelfType<'_>, u64),
     ) -> Result<()> {
+        self.wrote = true;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.insert(key, ()).map_err(internal)?;
         Ok(())
@@ -250,6 +258,7 @@ impl<'a> Tx<'a> {
         def: TableDefinition<(K, u64), ()>,
         key: (K::SelfType<'_>, u64),
     ) -> Result<()> {
+        self.wrote = true;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.remove(key).map_err(internal)?;
         Ok(())
@@ -261,6 +270,7 @@ impl<'a> Tx<'a> {
         key: (u64, &str),
         value: u64,
     ) -> Result<()> {
+        self.wrote = true;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.insert(key, value).map_err(internal)?;
         Ok(())

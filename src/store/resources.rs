@@ -56,6 +56,40 @@ pub fn environment(r: Reader<'_>, org: OrganizationId, id: EnvironmentId) -> Res
         .ok_or_else(|| DomainError::not_found("Environment", id))
 }
 
+/// Renames an environment of `org` (`None` keeps its name). The name must
+/// stay unique within the organization (`CONFLICT`); another
+/// organization's environment is `NOT_FOUND`. Operations keep the
+/// environment name they were queued with, so nothing else is rewritten;
+/// the indexes hold ids only, so none changes.
+pub fn update_environment(
+    tx: &mut Tx<'_>,
+    org: OrganizationId,
+    id: EnvironmentId,
+    name: Option<&Name>,
+) -> Result<Environment> {
+    let r = tx.reader();
+    let mut env = environment(r, org, id)?;
+    let Some(name) = name else { return Ok(env) };
+    if &env.name == name {
+        return Ok(env);
+    }
+    let mut taken = false;
+    r.scan_index(ENVIRONMENTS_BY_ORG, org.0, 0..=u64::MAX, false, |other| {
+        let other: Option<Environment> = r.get(ENVIRONMENTS, other)?;
+        taken = other.is_some_and(|e| &e.name == name && e.id != id);
+        Ok(if taken { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+    })?;
+    if taken {
+        return Err(DomainError::Conflict(format!(
+            "an environment named `{}` already exists",
+            name.as_str()
+        )));
+    }
+    env.name = name.clone();
+    tx.put(ENVIRONMENTS, id.0, &env)?;
+    Ok(env)
+}
+
 pub fn environments_page(r: Reader<'_>, org: OrganizationId, args: &PageArgs) -> Result<Page<Environment>> {
     paginate(args, false, |range, rev, visit| {
         r.scan_index(ENVIRONMENTS_BY_ORG, org.0, range, rev, |id| match r.get(ENVIRONMENTS, id)? {

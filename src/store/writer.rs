@@ -3,9 +3,11 @@
 //!
 //! redb admits one write transaction at a time and each commit pays an
 //! fsync; under concurrent load, jobs queue while a commit is in flight and
-//! the next commit carries all of them. A job that fails aborts its batch;
-//! the others are then run again one per transaction, so a failed job never
-//! leaves a partial write and never takes the others down with it.
+//! the next commit carries all of them. A job refused before its first
+//! write (bad input, a conflict) simply drops out of the batch. A job that
+//! fails or panics after writing aborts the batch; the others are then run
+//! again one per transaction. Either way a failed job never leaves a partial
+//! write and never takes the others down with it.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -77,17 +79,17 @@ pub(crate) fn run(db: Arc<Database>, bus: EventBus, jobs: mpsc::Receiver<Box<dyn
 
 fn run_batch(db: &Database, bus: &EventBus, mut batch: Vec<Box<dyn Job>>) {
     match try_batch(db, &mut batch) {
-        Ok(events) => {
+        Ok((events, refused)) => {
             for event in events {
                 bus.publish(event);
             }
-            for job in batch {
-                job.finish(Ok(()));
+            for (job, refusal) in batch.into_iter().zip(refused) {
+                job.finish(refusal.map_or(Ok(()), Err));
             }
         }
         Err(BatchError::Job(index, error)) => {
-            // Give the failing job its error, and the others a transaction
-            // of their own.
+            // The job failed after writing: the transaction was dropped.
+            // Give it its error, and the others a transaction of their own.
             let failed = batch.remove(index);
             failed.finish(Err(error));
             for job in batch {
@@ -104,23 +106,38 @@ fn run_batch(db: &Database, bus: &EventBus, mut batch: Vec<Box<dyn Job>>) {
 }
 
 enum BatchError {
+    /// A job failed (or panicked) after it had written: the whole
+    /// transaction must go.
     Job(usize, DomainError),
     Storage(DomainError),
 }
 
-fn try_batch(db: &Database, batch: &mut [Box<dyn Job>]) -> std::result::Result<Vec<Event>, BatchError> {
+/// Runs every job in one transaction and commits it. Returns the events to
+/// publish and, per job, the error of a job that was refused before it
+/// wrote anything (the others' writes are kept).
+fn try_batch(
+    db: &Database,
+    batch: &mut [Box<dyn Job>],
+) -> std::result::Result<(Vec<Event>, Vec<Option<DomainError>>), BatchError> {
     let txn = db.begin_write().map_err(|e| BatchError::Storage(internal(e)))?;
     let mut events = Vec::new();
+    let mut refused = Vec::with_capacity(batch.len());
     for (index, job) in batch.iter_mut().enumerate() {
         let mut tx = Tx::new(&txn);
-        if let Err(error) = job.run(&mut tx) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut tx)))
+            .unwrap_or_else(|_| Err(DomainError::internal("a write job panicked")));
+        match outcome {
+            Ok(()) => {
+                events.append(&mut tx.events);
+                refused.push(None);
+            }
+            Err(error) if !tx.wrote => refused.push(Some(error)),
             // Dropping `txn` without commit aborts it.
-            return Err(BatchError::Job(index, error));
+            Err(error) => return Err(BatchError::Job(index, error)),
         }
-        events.append(&mut tx.events);
     }
     txn.commit().map_err(|e| BatchError::Storage(internal(e)))?;
-    Ok(events)
+    Ok((events, refused))
 }
 
 /// Storage errors are shared by every job of a failed batch.
@@ -128,5 +145,58 @@ fn clone_error(error: &DomainError) -> DomainError {
     match error {
         DomainError::Internal(detail) => DomainError::Internal(detail.clone()),
         other => DomainError::internal(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::DomainError;
+    use crate::store::{Store, tables};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_jobs_leave_no_write_and_never_take_others_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let mut jobs = Vec::new();
+        for n in 0..64u64 {
+            let store = store.clone();
+            jobs.push(tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        match n % 4 {
+                            // Refused before writing anything.
+                            1 => return Err(DomainError::Conflict(format!("job {n} refused"))),
+                            // Fails after a write: that write must vanish.
+                            2 => {
+                                tx.index(tables::SERVICES_BY_ENVIRONMENT, (n, n))?;
+                                return Err(DomainError::Conflict(format!("job {n} failed late")));
+                            }
+                            3 if n == 3 => panic!("job {n} panics"),
+                            _ => {}
+                        }
+                        tx.index(tables::SERVICES_BY_ENVIRONMENT, (n, n))?;
+                        Ok(n)
+                    })
+                    .await
+            }));
+        }
+        let mut committed = Vec::new();
+        for (n, job) in jobs.into_iter().enumerate() {
+            match (n % 4, job.await.unwrap()) {
+                (0, Ok(got)) => committed.push(got),
+                (3, Ok(got)) if n != 3 => committed.push(got),
+                (1 | 2, Err(DomainError::Conflict(_))) => {}
+                (3, Err(DomainError::Internal(detail))) => assert!(detail.contains("panicked")),
+                (_, other) => panic!("job {n}: unexpected {other:?}"),
+            }
+        }
+        let stored: Vec<u64> = store
+            .read(|r| {
+                Ok(r.index_keys(tables::SERVICES_BY_ENVIRONMENT)?.into_iter().map(|(a, _)| a).collect())
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, committed, "exactly the successful jobs' writes are stored");
+        assert_eq!(committed.len(), 31);
     }
 }

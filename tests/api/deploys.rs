@@ -230,3 +230,46 @@ async fn a_database_cannot_have_more_than_one_instance() {
     assert_eq!(code, "BAD_USER_INPUT");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_job_that_finishes_at_once_is_completed() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    let svc = app
+        .create_service(&env, json!({ "name": "migrate", "kind": "JOB", "startCommand": "echo done", "healthCheck": { "graceMs": 2000 } }))
+        .await;
+    let op = app.deploy(&svc, "c1").await;
+    assert_eq!(app.wait_final(&op).await["status"], "DEPLOYMENT_OK");
+    let svc = app.gql(SERVICE, json!({ "id": svc })).await["service"].clone();
+    assert_eq!(svc["runningStatus"]["value"], "COMPLETED");
+    assert_eq!(svc["instances"][0]["status"], "COMPLETED");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_instance_that_cannot_start_rolls_back_the_ones_that_did() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    // Only one port is left at or above 65535: the second instance fails.
+    let svc = app
+        .create_service(
+            &env,
+            json!({ "name": "web", "kind": "APPLICATION", "startCommand": "exec sleep 60", "port": 65535, "instances": 2,
+                    "healthCheck": { "timeoutMs": 500 }, "stopGraceMs": 500 }),
+        )
+        .await;
+    let op = app.deploy(&svc, "c1").await;
+    let op = app.wait_final(&op).await;
+    assert_eq!(op["status"], "DEPLOYMENT_ERROR", "{op:#}");
+    assert_eq!(op["rollback"], "SUCCEEDED");
+    assert!(steps(&op).contains(&("START_INSTANCES".into(), "FAILED".into())));
+    let log = app.log_lines(op["id"].as_str().unwrap()).await;
+    assert!(log.iter().any(|l| l.contains("no free port at or above 65535")), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.starts_with("SYSTEM rollback of start new instances: rolled back")),
+        "{log:#?}"
+    );
+    let svc = app.gql(SERVICE, json!({ "id": svc })).await["service"].clone();
+    assert_eq!(svc["instances"], json!([]), "no instance is left behind");
+    app.stop().await;
+}

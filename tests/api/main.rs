@@ -2,6 +2,7 @@
 
 mod contracts;
 mod deploys;
+mod errors;
 mod helpers;
 mod queue;
 mod recovery;

@@ -123,3 +123,48 @@ async fn operations_on_one_service_run_in_order_and_other_services_run_beside_th
     assert_eq!(svc["service"]["currentCommit"], "c");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn cancelling_while_old_instances_stop_brings_them_back() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    // c1's instance ignores SIGTERM, so stopping it takes the whole (long)
+    // grace: time to cancel. c2's stops at once.
+    let svc = app
+        .create_service(
+            &env,
+            json!({ "name": "web", "kind": "APPLICATION", "startCommand": "if [ $COMMIT = c1 ]; then trap '' TERM; fi; echo up $COMMIT; while true; do sleep 0.1; done",
+                    "healthCheck": { "graceMs": 50 }, "stopGraceMs": 60000 }),
+        )
+        .await;
+    let first = app.deploy(&svc, "c1").await;
+    assert_eq!(app.wait_final(&first).await["status"], "DEPLOYMENT_OK");
+    let op = app.deploy(&svc, "c2").await;
+    let mut events = app
+        .subscribe("subscription($e: ID!) { operationEvents(environmentId: $e) { operation { id } step { kind status } } }", json!({ "e": env }))
+        .await;
+    while let Some(event) = events.next().await {
+        let event = &event["operationEvents"];
+        if event["operation"]["id"] == op
+            && event["step"] == json!({ "kind": "STOP_OLD_INSTANCES", "status": "RUNNING" })
+        {
+            break;
+        }
+    }
+    app.gql(CANCEL, json!({ "id": op })).await;
+    let op = app.wait_final(&op).await;
+    assert_eq!(op["status"], "CANCELLED");
+    assert_eq!(op["rollback"], "SUCCEEDED", "{op:#}");
+    let svc = app
+        .gql(
+            "query($id: ID!) { service(id: $id) { currentCommit instances { status commit current } } }",
+            json!({ "id": svc }),
+        )
+        .await;
+    assert_eq!(svc["service"]["currentCommit"], "c1");
+    assert_eq!(
+        svc["service"]["instances"],
+        json!([{ "status": "RUNNING", "commit": "c1", "current": true }])
+    );
+    app.stop().await;
+}

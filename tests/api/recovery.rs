@@ -50,7 +50,11 @@ async fn a_server_killed_mid_deploy_ends_the_operation_on_restart_and_accepts_a_
     let env =
         post(&address, "mutation { createEnvironment(input: { name: \"prod\" }) { id } }", json!({})).await;
     let env = env["createEnvironment"]["id"].as_str().unwrap().to_owned();
-    let build = format!("touch '{}'; exec sleep 120", marker.display());
+    // c1's build hangs until the server is killed; later commits build at once.
+    let build = format!(
+        "if [ \"$COMMIT\" = c1 ]; then touch '{}'; echo building c1; exec sleep 120; fi; echo built $COMMIT",
+        marker.display()
+    );
     let svc = post(
         &address,
         "mutation($e: ID!, $b: String!) { createService(input: { environmentId: $e, name: \"api\", kind: JOB, buildCommand: $b }) { id } }",
@@ -77,10 +81,12 @@ async fn a_server_killed_mid_deploy_ends_the_operation_on_restart_and_accepts_a_
     )
     .await;
     while let Some(batch) = watch.next().await {
-        if batch.to_string().contains("$ touch") && marker.exists() {
+        let lines = batch["operationLogs"]["lines"].as_array().unwrap().clone();
+        if lines.iter().any(|l| l["text"] == "building c1") {
             break;
         }
     }
+    assert!(marker.exists(), "the build started");
     server.kill().await.unwrap();
 
     let app = TestApp::spawn_in(std::sync::Arc::new(dir)).await;
@@ -94,7 +100,7 @@ async fn a_server_killed_mid_deploy_ends_the_operation_on_restart_and_accepts_a_
         ),
         "{log:#?}"
     );
-    assert!(!orphan_alive(&marker), "the orphaned build was stopped");
+    assert!(!has_processes(&marker.with_file_name("opsgraph.redb")), "the orphaned build was stopped");
 
     app.gql(
         "mutation($s: ID!) { updateService(input: { serviceId: $s, buildCommand: \"echo fixed\" }) { id } }",
@@ -106,12 +112,10 @@ async fn a_server_killed_mid_deploy_ends_the_operation_on_restart_and_accepts_a_
     app.stop().await;
 }
 
-/// Whether a `sleep 120` started by the killed server's build still runs.
-fn orphan_alive(marker: &std::path::Path) -> bool {
-    let owner = format!(
-        "OPSGRAPH_OWNER={}",
-        std::fs::canonicalize(marker.with_file_name("opsgraph.redb")).unwrap().display()
-    );
+/// Whether any process started for the database at `db` still runs
+/// (each carries the database's mark in its environment).
+fn has_processes(db: &std::path::Path) -> bool {
+    let owner = format!("OPSGRAPH_OWNER={}", std::fs::canonicalize(db).unwrap().display());
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
         std::fs::read(e.path().join("environ"))
             .map(|env| env.split(|b| *b == 0).any(|v| v == owner.as_bytes()))
@@ -159,5 +163,100 @@ async fn a_graceful_shutdown_mid_deploy_stops_instances_and_restart_brings_the_s
         )
         .await;
     assert_eq!(svc["service"]["instances"], json!([{ "status": "RUNNING", "commit": "c1" }]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_gracefully_with_every_instance_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opsgraph.redb");
+    let (mut server, address) = start_binary(&db).await;
+    let env =
+        post(&address, "mutation { createEnvironment(input: { name: \"prod\" }) { id } }", json!({})).await;
+    let env = env["createEnvironment"]["id"].as_str().unwrap().to_owned();
+    let svc = post(
+        &address,
+        "mutation($e: ID!) { createService(input: { environmentId: $e, name: \"web\", kind: APPLICATION, \
+         startCommand: \"sleep 300 & exec sleep 300\", instances: 2, healthCheck: { graceMs: 50 } }) { id } }",
+        json!({ "e": env }),
+    )
+    .await["createService"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let op = post(
+        &address,
+        "mutation($s: ID!) { deploy(input: { serviceId: $s, commit: \"c1\" }) { id } }",
+        json!({ "s": svc }),
+    )
+    .await["deploy"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    let mut watch = crate::helpers::Subscription::open(
+        port,
+        "subscription($id: ID!) { operationLogs(operationId: $id) { lastSeq } }",
+        json!({ "id": op }),
+    )
+    .await;
+    while watch.next().await.is_some() {}
+    assert!(has_processes(&db), "instances run before the signal");
+
+    let pid = nix::unistd::Pid::from_raw(server.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(PATIENCE, server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exited with {status}");
+    assert!(!has_processes(&db), "an instance process outlived the server");
+}
+
+#[tokio::test]
+async fn a_database_interrupted_after_its_old_instance_stopped_is_started_again_on_restart() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("prod").await;
+    // v1 serves its port; v2 never does, so its health check waits.
+    let start = format!("if [ $COMMIT = v2 ]; then exec sleep 120; fi; {}", crate::helpers::HTTP_SERVER);
+    let svc = app
+        .create_service(
+            &env,
+            json!({ "name": "db", "kind": "DATABASE", "startCommand": start, "port": 0,
+                    "healthCheck": { "timeoutMs": 60000 }, "stopGraceMs": 1000 }),
+        )
+        .await;
+    let first = app.deploy(&svc, "v1").await;
+    assert_eq!(app.wait_final(&first).await["status"], "DEPLOYMENT_OK");
+    let op = app.deploy(&svc, "v2").await;
+    let mut events = app
+        .subscribe("subscription($e: ID!) { operationEvents(environmentId: $e) { operation { id } step { kind status } } }", json!({ "e": env }))
+        .await;
+    while let Some(event) = events.next().await {
+        let event = &event["operationEvents"];
+        if event["operation"]["id"] == op
+            && event["step"] == json!({ "kind": "HEALTH_CHECK", "status": "RUNNING" })
+        {
+            break;
+        }
+    }
+    let dir = app.dir.clone();
+    app.stop().await;
+
+    let app = TestApp::spawn_in(dir).await;
+    let ended = app.operation(&op).await;
+    assert_eq!(ended["status"], "DEPLOYMENT_ERROR");
+    assert_eq!(ended["rollback"], "FAILED", "the old instance had been stopped: {ended:#}");
+    let ops = app
+        .gql("query($s: ID!) { operations(filter: { serviceId: $s, types: [START] }) { nodes { id trigger { reason } } } }", json!({ "s": svc }))
+        .await;
+    let starts = ops["operations"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(starts.len(), 1, "exactly one platform start: {starts:?}");
+    assert_eq!(app.wait_final(starts[0]["id"].as_str().unwrap()).await["status"], "DEPLOYMENT_OK");
+    let svc = app
+        .gql(
+            "query($id: ID!) { service(id: $id) { currentCommit instances { status commit } } }",
+            json!({ "id": svc }),
+        )
+        .await;
+    assert_eq!(svc["service"]["currentCommit"], "v1");
+    assert_eq!(svc["service"]["instances"], json!([{ "status": "RUNNING", "commit": "v1" }]));
     app.stop().await;
 }

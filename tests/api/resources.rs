@@ -308,3 +308,67 @@ async fn operation_events_replay_from_a_cursor_then_follow_live_without_gaps_or_
     assert!(cursors.windows(2).all(|w| w[1] > w[0]), "in order and never twice: {cursors:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn operations_filter_by_type_status_source_and_time_and_page_both_ways() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    let other = app.create_environment("staging").await;
+    let svc = app.create_service(&env, json!({ "name": "api", "kind": "JOB" })).await;
+    let elsewhere = app.create_service(&other, json!({ "name": "api", "kind": "JOB" })).await;
+    const DEPLOY: &str = "mutation($s: ID!, $c: String!, $src: TriggerSource!) { deploy(input: { serviceId: $s, commit: $c, source: $src }) { id queuedAt } }";
+    let mut ids = Vec::new();
+    for (i, source) in ["CLI", "API", "CONSOLE", "CLI", "API"].iter().enumerate() {
+        let op = app.gql(DEPLOY, json!({ "s": svc, "c": format!("c{i}"), "src": source })).await;
+        let id = op["deploy"]["id"].as_str().unwrap().to_owned();
+        app.wait_final(&id).await;
+        ids.push((id, op["deploy"]["queuedAt"].as_str().unwrap().to_owned()));
+    }
+    let stray = app.deploy(&elsewhere, "x").await;
+    app.wait_final(&stray).await;
+    let restart = app.action("restart", &svc).await;
+    app.wait_final(&restart).await;
+
+    const LIST: &str =
+        "query($f: OperationFilter, $first: Int, $after: String, $last: Int, $before: String) {
+        operations(filter: $f, first: $first, after: $after, last: $last, before: $before) {
+            nodes { id } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    let list = |filter: serde_json::Value| {
+        let app = &app;
+        async move {
+            let data = app.gql(LIST, json!({ "f": filter, "first": 50 })).await;
+            data["operations"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let id = |i: usize| ids[i].0.clone();
+    assert_eq!(list(json!({ "environmentId": env, "sources": ["CLI"] })).await, [id(3), id(0)]);
+    assert_eq!(list(json!({ "serviceId": svc, "types": ["RESTART"] })).await, std::slice::from_ref(&restart));
+    assert_eq!(list(json!({ "environmentId": other })).await, std::slice::from_ref(&stray));
+    assert_eq!(list(json!({ "statuses": ["QUEUED", "BUILDING"] })).await, Vec::<String>::new());
+    let window = list(
+        json!({ "environmentId": env, "types": ["DEPLOY"], "queuedFrom": ids[1].1, "queuedTo": ids[3].1 }),
+    )
+    .await;
+    assert_eq!(window, [id(2), id(1)], "from is inclusive, to exclusive");
+
+    // Forward pages, newest first, then back again.
+    let filter = json!({ "serviceId": svc, "types": ["DEPLOY"] });
+    let page1 = app.gql(LIST, json!({ "f": filter, "first": 2 })).await["operations"].clone();
+    assert_eq!(page1["nodes"], json!([{ "id": id(4) }, { "id": id(3) }]));
+    assert_eq!(page1["pageInfo"]["hasNextPage"], true);
+    let after = page1["pageInfo"]["endCursor"].clone();
+    let page2 = app.gql(LIST, json!({ "f": filter, "first": 2, "after": after })).await["operations"].clone();
+    assert_eq!(page2["nodes"], json!([{ "id": id(2) }, { "id": id(1) }]));
+    let before = page2["pageInfo"]["startCursor"].clone();
+    let back = app.gql(LIST, json!({ "f": filter, "last": 1, "before": before })).await["operations"].clone();
+    assert_eq!(back["nodes"], json!([{ "id": id(3) }]));
+    assert_eq!(back["pageInfo"]["hasPreviousPage"], true);
+    let last = app.gql(LIST, json!({ "f": filter, "last": 2 })).await["operations"].clone();
+    assert_eq!(last["nodes"], json!([{ "id": id(1) }, { "id": id(0) }]));
+    app.stop().await;
+}

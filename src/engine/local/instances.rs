@@ -31,10 +31,14 @@ struct Process {
     exited: watch::Receiver<Option<Exit>>,
 }
 
-/// The instance processes this server started, by instance.
+/// The instance processes this server started, by instance. An entry stays
+/// after its process exits (so a health check can read how it ended) until
+/// the instance is stopped.
 #[derive(Default)]
 pub struct Processes {
     map: Mutex<HashMap<InstanceId, Arc<Process>>>,
+    /// Set at shutdown: no new process may start.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Processes {
@@ -53,6 +57,9 @@ impl Processes {
         dirs: &(PathBuf, PathBuf),
         mark: &str,
     ) -> Result<u32, String> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the server is shutting down".into());
+        }
         let command = svc.spec.start_command.as_deref().unwrap_or_default();
         let (work, data) = dirs;
         let mut env = vec![
@@ -75,12 +82,11 @@ impl Processes {
         let process = Arc::new(Process { pid, stopping: false.into(), exited: exit_rx });
         self.map.lock().expect("process map").insert(inst.id, process.clone());
         let pump = pump_output(store.clone(), tasks, &mut child, LogTarget::Service(svc.id, inst.id));
-        let (store, processes, kind, id, svc_id) = (store.clone(), self.clone(), svc.kind, inst.id, svc.id);
+        let (store, kind, id, svc_id) = (store.clone(), svc.kind, inst.id, svc.id);
         tasks.spawn(async move {
             let code = child.wait().await.ok().and_then(|s| s.code());
             let _ = pump.await;
             let _ = exit_tx.send(Some(Exit { code }));
-            processes.map.lock().expect("process map").remove(&id);
             if process.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
@@ -101,20 +107,31 @@ impl Processes {
     }
 
     /// Stops the process of `id`: SIGTERM to its group, SIGKILL after
-    /// `grace`. Returns once it has exited (or was not running).
+    /// `grace`. Returns once it has exited (or was not running). A process
+    /// that exited already is not signalled: its pid may belong to another
+    /// process by now.
     pub async fn stop(&self, id: InstanceId, grace: Duration) {
         let Some(process) = self.get(id) else { return };
         process.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-        signal_group(process.pid, Signal::SIGTERM);
         let mut exited = process.exited.clone();
-        if timeout(grace, exited.wait_for(Option::is_some)).await.is_err() {
-            signal_group(process.pid, Signal::SIGKILL);
-            let _ = exited.wait_for(Option::is_some).await;
+        if exited.borrow().is_none() {
+            signal_group(process.pid, Signal::SIGTERM);
+            if timeout(grace, exited.wait_for(Option::is_some)).await.is_err() {
+                signal_group(process.pid, Signal::SIGKILL);
+                let _ = exited.wait_for(Option::is_some).await;
+            }
+        }
+        // Only this process's entry: a rollback may have started a new one
+        // for the same instance meanwhile.
+        let mut map = self.map.lock().expect("process map");
+        if map.get(&id).is_some_and(|p| Arc::ptr_eq(p, &process)) {
+            map.remove(&id);
         }
     }
 
-    /// Stops every process (server shutdown).
+    /// Refuses new processes, then stops every running one (shutdown).
     pub async fn stop_all(&self, grace: Duration) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
         let ids: Vec<InstanceId> = self.map.lock().expect("process map").keys().copied().collect();
         futures_util::future::join_all(ids.into_iter().map(|id| self.stop(id, grace))).await;
     }

@@ -166,7 +166,8 @@ impl LocalExecutor {
         }
     }
 
-    /// Stops every instance process (server shutdown).
+    /// Refuses new instance processes and stops every running one (server
+    /// shutdown).
     pub async fn shutdown(&self, grace: Duration) {
         self.processes.stop_all(grace).await;
     }
@@ -351,6 +352,9 @@ impl LocalExecutor {
     async fn stop_some(&self, run: &mut Run, instances: Vec<Instance>, remove: bool) -> StepResult {
         let grace = Duration::from_millis(run.svc.spec.stop_grace_ms);
         for inst in &instances {
+            // Recorded first: if the step is cut short, the rollback still
+            // knows this instance was (being) stopped.
+            run.stopped.push(inst.clone());
             set_status(&self.store, inst.id, InstanceStatus::Stopping, None)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -372,7 +376,6 @@ impl LocalExecutor {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        run.stopped.extend(instances.iter().cloned());
         Ok(format!("stopped {} instance(s)", instances.len()))
     }
 
@@ -380,6 +383,10 @@ impl LocalExecutor {
     async fn restart(&self, run: &mut Run, instances: Vec<Instance>) -> StepResult {
         let dirs = self.dirs(&run.svc)?;
         for mut inst in instances.clone() {
+            // A stop cut short by a cancel may have left the old process
+            // alive (it already had its SIGTERM): kill it before the
+            // instance starts again.
+            self.processes.stop(inst.id, Duration::ZERO).await;
             inst.status = InstanceStatus::Running;
             inst.status_since = now_millis();
             inst.exit_code = None;

@@ -1,4 +1,5 @@
-//! `Environment`: an isolated set of services, and its creation input.
+//! `Environment`: an isolated set of services, and the inputs that create
+//! and rename it.
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
@@ -6,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::enums::OperationStatus;
 use super::running_status::{self, RunningStatus};
 use super::service::{ServiceConnection, ServiceNode};
-use crate::domain::{self, DomainError, Name};
+use crate::domain::{self, DomainError, EnvironmentId, Name};
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::scope::{datetime, id, scope};
 use crate::store::{operations, resources};
@@ -79,5 +80,31 @@ impl CreateEnvironmentInput {
     /// The validated name.
     pub fn name(&self) -> Result<Name, DomainError> {
         Name::parse("name", &self.name)
+    }
+}
+
+/// Input of `updateEnvironment`: an omitted field keeps its value.
+#[derive(InputObject)]
+pub struct UpdateEnvironmentInput {
+    /// The environment to change.
+    pub environment_id: ID,
+    /// A new name: 1 to 63 letters, digits, `-`, `_` or `.`, starting with a
+    /// letter or digit; unique within the organization. Operations already
+    /// queued keep the name they were queued with.
+    pub name: Option<String>,
+}
+
+/// A validated [`UpdateEnvironmentInput`].
+pub struct EnvironmentUpdate {
+    pub environment_id: EnvironmentId,
+    pub name: Option<Name>,
+}
+
+impl UpdateEnvironmentInput {
+    pub fn validate(&self) -> Result<EnvironmentUpdate, DomainError> {
+        Ok(EnvironmentUpdate {
+            environment_id: self.environment_id.parse()?,
+            name: self.name.as_deref().map(|n| Name::parse("name", n)).transpose()?,
+        })
     }
 }
