@@ -6,16 +6,18 @@
 //! bare `?` in this module tree: it goes through [`gql`] (or [`GqlResult::gql`]).
 //!
 //! The errors async-graphql raises itself (syntax, validation, input
-//! coercion) carry no code; [`ErrorCodes`], registered on the schema, gives
-//! them `BAD_USER_INPUT` on every transport.
+//! coercion) carry no code; [`CodedSchema`], which every transport runs
+//! requests through, gives them `BAD_USER_INPUT`.
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
-use async_graphql::{ErrorExtensionValues, ErrorExtensions, Response, ServerError};
+use std::future::Future;
+
+use async_graphql::{Data, ErrorExtensionValues, ErrorExtensions, Executor, Request, Response, ServerError};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
+use super::AppSchema;
 use crate::domain::{DomainError, ErrorCode};
 
 /// What clients read instead of the detail of an internal error.
@@ -55,7 +57,7 @@ fn with_code(code: ErrorCode) -> ErrorExtensionValues {
     extensions
 }
 
-/// Schema extension that gives `extensions.code = "BAD_USER_INPUT"` to
+/// The schema as the transports run it: gives `extensions.code = "BAD_USER_INPUT"` to
 /// every error of a response that has no code yet.
 ///
 /// Resolver errors carry their code already (they go through [`gql`]);
@@ -65,35 +67,37 @@ fn with_code(code: ErrorCode) -> ErrorExtensionValues {
 /// variables and arguments. All of them are the client's to fix.
 ///
 /// It wraps both entry points of the schema, so it covers every transport:
-/// `request` (queries and mutations over HTTP) and `subscribe` (everything
-/// sent over WebSocket, whose parse and validation errors are the first
-/// response of the stream).
-pub struct ErrorCodes;
+/// `execute` (queries and mutations over HTTP) and `execute_stream`
+/// (everything sent over WebSocket, whose parse and validation errors are
+/// the first response of the stream).
+///
+/// It is not an async-graphql extension on purpose: registering any
+/// extension makes every field resolve through a chain of boxed hooks,
+/// which costs a fifth of the read throughput (`cargo bench`). The
+/// transports call [`CodedSchema`] instead, once per response.
+#[derive(Clone)]
+pub struct CodedSchema(pub AppSchema);
 
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+impl Executor for CodedSchema {
+    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
+        let schema = self.0.clone();
+        async move { with_default_codes(schema.execute(request).await) }
     }
-}
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        with_default_codes(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(
+    fn execute_stream(
         &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(with_default_codes).boxed()
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        self.0
+            .execute_stream_with_session_data(request, session_data.unwrap_or_default())
+            .map(with_default_codes)
+            .boxed()
     }
 }
 
 /// `response` with `BAD_USER_INPUT` on each error that has no code.
-fn with_default_codes(mut response: Response) -> Response {
+pub fn with_default_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
         if extensions.get("code").is_none() {

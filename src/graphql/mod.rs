@@ -2,8 +2,8 @@
 //! [`types`], and the one place errors become GraphQL errors ([`error`]).
 //!
 //! Every error a client receives carries `extensions.code`: resolvers set
-//! it through [`error::gql`], and the [`error::ErrorCodes`] extension
-//! registered in [`build_schema`] covers the errors async-graphql raises.
+//! it through [`error::gql`], and the transports run every request through
+//! [`CodedSchema`], which covers the errors async-graphql raises.
 //!
 //! Resolvers are thin: they validate input into domain types and call one
 //! store or engine function. Every read is scoped by the organization of
@@ -28,6 +28,7 @@ use async_graphql::Schema;
 use crate::engine::Engine;
 use crate::store::Store;
 
+pub use error::CodedSchema;
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::Subscription;
@@ -50,7 +51,8 @@ pub struct GraphqlContext {
 /// itself ([`sdl`]): every resolver that needs storage then fails with an
 /// internal error.
 pub fn build_schema(ctx: Option<GraphqlContext>) -> AppSchema {
-    let builder = Schema::build(Query, Mutation, Subscription).extension(error::ErrorCodes);
+    // No extension: any extension puts a hook chain on every field.
+    let builder = Schema::build(Query, Mutation, Subscription);
     match ctx {
         Some(ctx) => builder.data(ctx).finish(),
         None => builder.finish(),

@@ -19,13 +19,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::{DomainError, ErrorCode, Principal};
 use crate::engine::Engine;
-use crate::graphql::AppSchema;
+use crate::graphql::{AppSchema, CodedSchema};
 use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    schema: AppSchema,
+    /// The schema, behind the wrapper that gives every error a code.
+    schema: CodedSchema,
     store: Store,
     engine: Arc<Engine>,
     /// The caller every request acts as until access control exists.
@@ -48,6 +49,7 @@ impl AppState {
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
+        let schema = CodedSchema(schema);
         Self { schema, store, engine, owner, ready, shutdown, tasks, requests: Arc::default() }
     }
 
