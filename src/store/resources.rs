@@ -27,12 +27,17 @@ pub fn organization(r: Reader<'_>, org: OrganizationId) -> Result<Organization> 
     r.get::<Organization>(ORGANIZATIONS, org.0)?.ok_or_else(|| DomainError::not_found("Organization", org))
 }
 
-pub fn create_environment(tx: &mut Tx<'_>, org: OrganizationId, name: Name) -> Result<Environment> {
-    let r = tx.reader();
+/// `CONFLICT` if another environment of `org` than `except` is named `name`.
+fn check_environment_name(
+    r: Reader<'_>,
+    org: OrganizationId,
+    name: &Name,
+    except: Option<EnvironmentId>,
+) -> Result<()> {
     let mut taken = false;
     r.scan_index(ENVIRONMENTS_BY_ORG, org.0, 0..=u64::MAX, false, |id| {
         let env: Option<Environment> = r.get(ENVIRONMENTS, id)?;
-        taken = env.is_some_and(|e| e.name == name);
+        taken = env.is_some_and(|e| &e.name == name && Some(e.id) != except);
         Ok(if taken { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
     })?;
     if taken {
@@ -41,6 +46,11 @@ pub fn create_environment(tx: &mut Tx<'_>, org: OrganizationId, name: Name) -> R
             name.as_str()
         )));
     }
+    Ok(())
+}
+
+pub fn create_environment(tx: &mut Tx<'_>, org: OrganizationId, name: Name) -> Result<Environment> {
+    check_environment_name(tx.reader(), org, &name, None)?;
     let id = EnvironmentId(tx.next_id("environment")?);
     let env = Environment { id, organization_id: org, name, created_at: now_millis() };
     tx.put(ENVIRONMENTS, id.0, &env)?;
@@ -73,18 +83,7 @@ pub fn update_environment(
     if &env.name == name {
         return Ok(env);
     }
-    let mut taken = false;
-    r.scan_index(ENVIRONMENTS_BY_ORG, org.0, 0..=u64::MAX, false, |other| {
-        let other: Option<Environment> = r.get(ENVIRONMENTS, other)?;
-        taken = other.is_some_and(|e| &e.name == name && e.id != id);
-        Ok(if taken { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
-    })?;
-    if taken {
-        return Err(DomainError::Conflict(format!(
-            "an environment named `{}` already exists",
-            name.as_str()
-        )));
-    }
+    check_environment_name(r, org, name, Some(id))?;
     env.name = name.clone();
     tx.put(ENVIRONMENTS, id.0, &env)?;
     Ok(env)

@@ -195,6 +195,25 @@ impl TestApp {
         .expect("status reached in time");
     }
 
+    /// Waits until a step of the operation reaches `status`, following the
+    /// environment's events.
+    pub async fn wait_step(&self, env: &str, op: &str, kind: &str, status: &str) {
+        let mut ws = self
+            .subscribe(
+                "subscription($e: ID!) { operationEvents(environmentId: $e) { operation { id } step { kind status } } }",
+                json!({ "e": env }),
+            )
+            .await;
+        let wanted = json!({ "kind": kind, "status": status });
+        while let Some(event) = ws.next().await {
+            let event = &event["operationEvents"];
+            if event["operation"]["id"] == op && event["step"] == wanted {
+                return;
+            }
+        }
+        panic!("the subscription ended before {op} had {kind} {status}");
+    }
+
     /// Opens a graphql-transport-ws subscription.
     pub async fn subscribe(&self, query: &str, variables: Value) -> Subscription {
         Subscription::open(self.port, query, variables).await

@@ -60,17 +60,7 @@ async fn cancelling_after_instances_started_stops_them_and_reports_the_rollback(
         .await;
     let op = app.deploy(&svc, "c1").await;
     // The health check waits a minute: cancel while it runs.
-    let mut events = app
-        .subscribe(
-            "subscription($e: ID!) { operationEvents(environmentId: $e) { step { kind status } } }",
-            json!({ "e": env }),
-        )
-        .await;
-    while let Some(event) = events.next().await {
-        if event["operationEvents"]["step"] == json!({ "kind": "HEALTH_CHECK", "status": "RUNNING" }) {
-            break;
-        }
-    }
+    app.wait_step(&env, &op, "HEALTH_CHECK", "RUNNING").await;
     app.gql(CANCEL, json!({ "id": op })).await;
     let op = app.wait_final(&op).await;
     assert_eq!(op["status"], "CANCELLED");
@@ -140,17 +130,7 @@ async fn cancelling_while_old_instances_stop_brings_them_back() {
     let first = app.deploy(&svc, "c1").await;
     assert_eq!(app.wait_final(&first).await["status"], "DEPLOYMENT_OK");
     let op = app.deploy(&svc, "c2").await;
-    let mut events = app
-        .subscribe("subscription($e: ID!) { operationEvents(environmentId: $e) { operation { id } step { kind status } } }", json!({ "e": env }))
-        .await;
-    while let Some(event) = events.next().await {
-        let event = &event["operationEvents"];
-        if event["operation"]["id"] == op
-            && event["step"] == json!({ "kind": "STOP_OLD_INSTANCES", "status": "RUNNING" })
-        {
-            break;
-        }
-    }
+    app.wait_step(&env, &op, "STOP_OLD_INSTANCES", "RUNNING").await;
     app.gql(CANCEL, json!({ "id": op })).await;
     let op = app.wait_final(&op).await;
     assert_eq!(op["status"], "CANCELLED");

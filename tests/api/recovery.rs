@@ -7,38 +7,77 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{PATIENCE, TestApp};
 
-/// The binary, started on a random port over `db`; returns the child and
-/// its address (read from the line it prints).
-async fn start_binary(db: &std::path::Path) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsgraph"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line =
-        tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().expect("address line");
-    let address =
-        line.split_whitespace().find(|w| w.starts_with("http://")).expect("address").trim_end_matches('/');
-    let address = address.trim_end_matches("/ (GraphiQL)").to_owned();
-    (child, address)
+/// The `opsgraph` binary on a random port over a database file.
+struct Binary {
+    child: tokio::process::Child,
+    address: String,
+    port: u16,
 }
 
-async fn post(address: &str, query: &str, variables: serde_json::Value) -> serde_json::Value {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{address}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(body.get("errors").is_none(), "{body:#}");
-    body["data"].clone()
+impl Binary {
+    /// Starts it and reads its address from the line it prints.
+    async fn start(db: &std::path::Path) -> Self {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsgraph"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line =
+            tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().expect("address line");
+        let address = line.split_whitespace().find(|w| w.starts_with("http://")).expect("address");
+        let address = address.trim_end_matches('/').to_owned();
+        let port = address.rsplit(':').next().unwrap().parse().unwrap();
+        Self { child, address, port }
+    }
+
+    /// Runs a request that must succeed; returns the `id` of its one field.
+    async fn id(&self, query: &str, variables: serde_json::Value) -> String {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(body.get("errors").is_none(), "{body:#}");
+        let data = body["data"].as_object().unwrap();
+        data.values().next().unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// An environment with one service made of `fields` (GraphQL input that
+    /// may use the variables declared in `declared`).
+    async fn service(&self, declared: &str, fields: &str, variables: serde_json::Value) -> String {
+        let env =
+            self.id("mutation { createEnvironment(input: { name: \"prod\" }) { id } }", json!({})).await;
+        let mut variables = variables;
+        variables["e"] = json!(env);
+        let query = format!(
+            "mutation($e: ID!{declared}) {{ createService(input: {{ environmentId: $e, {fields} }}) {{ id }} }}"
+        );
+        self.id(&query, variables).await
+    }
+
+    async fn deploy(&self, svc: &str, commit: &str) -> String {
+        let query = "mutation($s: ID!, $c: String!) { deploy(input: { serviceId: $s, commit: $c }) { id } }";
+        self.id(query, json!({ "s": svc, "c": commit })).await
+    }
+
+    /// Follows an operation's log until `until` says stop (or it ends).
+    async fn follow(&self, op: &str, mut until: impl FnMut(&serde_json::Value) -> bool) {
+        let query = "subscription($id: ID!) { operationLogs(operationId: $id) { lines { text } } }";
+        let mut watch = crate::helpers::Subscription::open(self.port, query, json!({ "id": op })).await;
+        while let Some(batch) = watch.next().await {
+            if until(&batch["operationLogs"]["lines"]) {
+                return;
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -46,69 +85,36 @@ async fn a_server_killed_mid_deploy_ends_the_operation_on_restart_and_accepts_a_
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("opsgraph.redb");
     let marker = dir.path().join("build-started");
-    let (mut server, address) = start_binary(&db).await;
-    let env =
-        post(&address, "mutation { createEnvironment(input: { name: \"prod\" }) { id } }", json!({})).await;
-    let env = env["createEnvironment"]["id"].as_str().unwrap().to_owned();
+    let mut server = Binary::start(&db).await;
     // c1's build hangs until the server is killed; later commits build at once.
     let build = format!(
-        "if [ \"$COMMIT\" = c1 ]; then touch '{}'; echo building c1; exec sleep 120; fi; echo built $COMMIT",
+        "if [ $COMMIT = c1 ]; then touch '{}'; echo building c1; exec sleep 120; fi; echo built $COMMIT",
         marker.display()
     );
-    let svc = post(
-        &address,
-        "mutation($e: ID!, $b: String!) { createService(input: { environmentId: $e, name: \"api\", kind: JOB, buildCommand: $b }) { id } }",
-        json!({ "e": env, "b": build }),
-    )
-    .await["createService"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let op = post(
-        &address,
-        "mutation($s: ID!) { deploy(input: { serviceId: $s, commit: \"c1\" }) { id } }",
-        json!({ "s": svc }),
-    )
-    .await["deploy"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // The build has started (it created the marker): kill -9 the server.
-    let mut watch = crate::helpers::Subscription::open(
-        address.rsplit(':').next().unwrap().parse().unwrap(),
-        "subscription($id: ID!) { operationLogs(operationId: $id) { lines { text } } }",
-        json!({ "id": op }),
-    )
-    .await;
-    while let Some(batch) = watch.next().await {
-        let lines = batch["operationLogs"]["lines"].as_array().unwrap().clone();
-        if lines.iter().any(|l| l["text"] == "building c1") {
-            break;
-        }
-    }
+    let svc = server
+        .service(", $b: String!", "name: \"api\", kind: JOB, buildCommand: $b", json!({ "b": build }))
+        .await;
+    let op = server.deploy(&svc, "c1").await;
+    let queued = server.deploy(&svc, "c2").await;
+    server.follow(&op, |lines| lines.as_array().unwrap().iter().any(|l| l["text"] == "building c1")).await;
     assert!(marker.exists(), "the build started");
-    server.kill().await.unwrap();
+    server.child.kill().await.unwrap();
 
     let app = TestApp::spawn_in(std::sync::Arc::new(dir)).await;
     let ended = app.operation(&op).await;
     assert_eq!(ended["status"], "BUILDING_ERROR", "{ended:#}");
     assert_eq!(ended["rollback"], "NOT_NEEDED");
     let log = app.log_lines(&op).await;
-    assert!(
-        log.contains(
-            &"SYSTEM interrupted: the opsgraph server stopped while this operation was running".to_owned()
-        ),
-        "{log:#?}"
-    );
-    assert!(!has_processes(&marker.with_file_name("opsgraph.redb")), "the orphaned build was stopped");
+    let interrupted = "SYSTEM interrupted: the opsgraph server stopped while this operation was running";
+    assert!(log.iter().any(|l| l == interrupted), "{log:#?}");
+    assert!(!has_processes(&db), "the orphaned build was stopped");
 
-    app.gql(
-        "mutation($s: ID!) { updateService(input: { serviceId: $s, buildCommand: \"echo fixed\" }) { id } }",
-        json!({ "s": svc }),
-    )
-    .await;
-    let again = app.deploy(&svc, "c2").await;
+    // What was queued behind it runs now, and a new deploy is accepted.
+    let resumed = app.wait_final(&queued).await;
+    assert_eq!(resumed["status"], "DEPLOYMENT_OK", "{resumed:#}");
+    let again = app.deploy(&svc, "c3").await;
     assert_eq!(app.wait_final(&again).await["status"], "DEPLOYMENT_OK");
+    assert!(app.log_lines(&again).await.contains(&"STDOUT built c3".to_owned()));
     app.stop().await;
 }
 
@@ -170,42 +176,17 @@ async fn a_graceful_shutdown_mid_deploy_stops_instances_and_restart_brings_the_s
 async fn sigterm_stops_the_binary_gracefully_with_every_instance_process() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("opsgraph.redb");
-    let (mut server, address) = start_binary(&db).await;
-    let env =
-        post(&address, "mutation { createEnvironment(input: { name: \"prod\" }) { id } }", json!({})).await;
-    let env = env["createEnvironment"]["id"].as_str().unwrap().to_owned();
-    let svc = post(
-        &address,
-        "mutation($e: ID!) { createService(input: { environmentId: $e, name: \"web\", kind: APPLICATION, \
-         startCommand: \"sleep 300 & exec sleep 300\", instances: 2, healthCheck: { graceMs: 50 } }) { id } }",
-        json!({ "e": env }),
-    )
-    .await["createService"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let op = post(
-        &address,
-        "mutation($s: ID!) { deploy(input: { serviceId: $s, commit: \"c1\" }) { id } }",
-        json!({ "s": svc }),
-    )
-    .await["deploy"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
-    let mut watch = crate::helpers::Subscription::open(
-        port,
-        "subscription($id: ID!) { operationLogs(operationId: $id) { lastSeq } }",
-        json!({ "id": op }),
-    )
-    .await;
-    while watch.next().await.is_some() {}
+    let mut server = Binary::start(&db).await;
+    let fields = "name: \"web\", kind: APPLICATION, startCommand: \"sleep 300 & exec sleep 300\", instances: 2, \
+                  healthCheck: { graceMs: 50 }";
+    let svc = server.service("", fields, json!({})).await;
+    let op = server.deploy(&svc, "c1").await;
+    server.follow(&op, |_| false).await;
     assert!(has_processes(&db), "instances run before the signal");
 
-    let pid = nix::unistd::Pid::from_raw(server.id().unwrap() as i32);
+    let pid = nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(PATIENCE, server.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(PATIENCE, server.child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exited with {status}");
     assert!(!has_processes(&db), "an instance process outlived the server");
 }
@@ -226,17 +207,7 @@ async fn a_database_interrupted_after_its_old_instance_stopped_is_started_again_
     let first = app.deploy(&svc, "v1").await;
     assert_eq!(app.wait_final(&first).await["status"], "DEPLOYMENT_OK");
     let op = app.deploy(&svc, "v2").await;
-    let mut events = app
-        .subscribe("subscription($e: ID!) { operationEvents(environmentId: $e) { operation { id } step { kind status } } }", json!({ "e": env }))
-        .await;
-    while let Some(event) = events.next().await {
-        let event = &event["operationEvents"];
-        if event["operation"]["id"] == op
-            && event["step"] == json!({ "kind": "HEALTH_CHECK", "status": "RUNNING" })
-        {
-            break;
-        }
-    }
+    app.wait_step(&env, &op, "HEALTH_CHECK", "RUNNING").await;
     let dir = app.dir.clone();
     app.stop().await;
 
