@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use instances::{Processes, pick_port, set_status};
-pub use process::{LogTarget, signal_group, split_long, write_lines};
+pub use process::{LogTarget, signal_group, write_lines};
 
 use crate::domain::{
     Instance, InstanceStatus, LogStream, Operation, OperationType, Service, ServiceKind, StepKind, now_millis,
