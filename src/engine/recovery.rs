@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::Engine;
 use crate::domain::{
     Instance, InstanceStatus, LogStream, Member, NewOperation, Operation, OperationStatus, OperationType,
-    PlatformReason, Principal, RollbackOutcome, ServiceId, StepKind, StepStatus, Trigger, now_millis,
+    PlatformReason, Principal, RollbackOutcome, ServiceId, Step, StepKind, StepStatus, Trigger, now_millis,
 };
 use crate::store::{operations, resources};
 
@@ -124,10 +124,15 @@ fn settle_instance(
     Ok(())
 }
 
-/// Whether the step `kind` of `op` had started (it may have done part of
-/// its work) or completed.
+/// Whether a step had started (it may have done part of its work) or
+/// completed.
+fn step_touched(step: &Step) -> bool {
+    matches!(step.status, StepStatus::Running | StepStatus::Succeeded)
+}
+
+/// Whether the step `kind` of `op` was touched.
 fn touched(op: &Operation, kind: StepKind) -> bool {
-    op.steps.iter().any(|s| s.kind == kind && matches!(s.status, StepStatus::Running | StepStatus::Succeeded))
+    op.steps.iter().any(|s| s.kind == kind && step_touched(s))
 }
 
 /// Ends an operation a restart interrupted, with a final error status, the
@@ -137,7 +142,7 @@ fn touched(op: &Operation, kind: StepKind) -> bool {
 fn end_interrupted(tx: &mut crate::store::Tx<'_>, op: &Operation) -> crate::store::TxResult<()> {
     // Building, releasing and checking health leave nothing to discard.
     let any_started = op.steps.iter().any(|s| {
-        !matches!(s.kind, StepKind::Build | StepKind::Release | StepKind::HealthCheck) && touched(op, s.kind)
+        step_touched(s) && !matches!(s.kind, StepKind::Build | StepKind::Release | StepKind::HealthCheck)
     });
     let changed_instances = [
         StepKind::StopOldInstances,

@@ -61,18 +61,20 @@ async fn run_registered(engine: &Arc<Engine>, op: Operation, token: &Cancellatio
         .await?;
     let old = instances.into_iter().filter(|i| i.current).collect();
     let mut run = Run { op, svc, old, new: Vec::new(), stopped: Vec::new(), downtime_from: None };
-    let (ending, done) = run_steps(engine, &mut run, token).await?;
+    let (ending, touched) = run_steps(engine, &mut run, token).await?;
     match ending {
         Ending::Abandoned => Ok(()),
         Ending::Succeeded => {
             match finish(engine, &run, OperationStatus::DeploymentOk, RollbackOutcome::NotNeeded).await {
                 // A cancel that lands after the last step: undo it all.
-                Err(DomainError::InvalidTransition(_)) => undo_and_finish(engine, &mut run, done, true).await,
+                Err(DomainError::InvalidTransition(_)) => {
+                    undo_and_finish(engine, &mut run, touched, true).await
+                }
                 other => other,
             }
         }
-        Ending::Failed => undo_and_finish(engine, &mut run, done, false).await,
-        Ending::Cancelled => undo_and_finish(engine, &mut run, done, true).await,
+        Ending::Failed => undo_and_finish(engine, &mut run, touched, false).await,
+        Ending::Cancelled => undo_and_finish(engine, &mut run, touched, true).await,
     }
 }
 
@@ -84,11 +86,11 @@ async fn run_steps(
     run: &mut Run,
     token: &CancellationToken,
 ) -> Result<(Ending, Vec<usize>)> {
-    let mut done = Vec::new();
+    let mut touched = Vec::new();
     for index in 0..run.op.steps.len() {
         let kind = run.op.steps[index].kind;
         if token.is_cancelled() {
-            return Ok((interrupted(engine), done));
+            return Ok((interrupted(engine), touched));
         }
         let phase = kind.phase();
         let line = if run.op.status == phase {
@@ -108,7 +110,7 @@ async fn run_steps(
         })
         .await?;
         if run.op.status == OperationStatus::Cancelling {
-            return Ok((Ending::Cancelled, done));
+            return Ok((Ending::Cancelled, touched));
         }
         let outcome = tokio::select! {
             outcome = engine.executor.run_step(run, kind) => Some(outcome),
@@ -118,7 +120,7 @@ async fn run_steps(
             Some(Ok(summary)) => (StepStatus::Succeeded, summary, None),
             Some(Err(reason)) => (StepStatus::Failed, reason, Some(Ending::Failed)),
             None => match interrupted(engine) {
-                Ending::Abandoned => return Ok((Ending::Abandoned, done)),
+                Ending::Abandoned => return Ok((Ending::Abandoned, touched)),
                 ending => (StepStatus::Cancelled, "stopped by the cancel".to_owned(), Some(ending)),
             },
         };
@@ -128,12 +130,12 @@ async fn run_steps(
             Ok(())
         })
         .await?;
-        done.push(index);
+        touched.push(index);
         if let Some(ending) = ending {
-            return Ok((ending, done));
+            return Ok((ending, touched));
         }
     }
-    Ok((Ending::Succeeded, done))
+    Ok((Ending::Succeeded, touched))
 }
 
 fn interrupted(engine: &Engine) -> Ending {
@@ -145,14 +147,14 @@ fn interrupted(engine: &Engine) -> Ending {
 async fn undo_and_finish(
     engine: &Arc<Engine>,
     run: &mut Run,
-    done: Vec<usize>,
+    touched: Vec<usize>,
     cancelled: bool,
 ) -> Result<()> {
-    if !done.is_empty() {
-        log(engine, run.op.id, format!("rolling back {} step(s)", done.len())).await?;
+    if !touched.is_empty() {
+        log(engine, run.op.id, format!("rolling back {} step(s)", touched.len())).await?;
     }
     let mut outcome = RollbackOutcome::NotNeeded;
-    for index in done.into_iter().rev() {
+    for index in touched.into_iter().rev() {
         let kind = run.op.steps[index].kind;
         // The step that failed or was cancelled keeps that status; the
         // rollback of what it did is in the log.
