@@ -48,7 +48,9 @@ impl Application {
         let executor =
             LocalExecutor::new(store.clone(), args.data_dir(), mark.display().to_string(), tasks.clone());
         let engine = Engine::new(store.clone(), executor.clone(), shutdown.child_token());
-        let schema = build_schema(Some(GraphqlContext { store: store.clone(), engine: engine.clone() }));
+        let limits = args.limits();
+        let schema =
+            build_schema(Some(GraphqlContext { store: store.clone(), engine: engine.clone(), limits }));
         let (ready, ready_rx) = watch::channel(false);
         // Until access control exists, every request acts as this owner.
         let owner = Principal { organization_id: org.id, member: Member { id: 1, name: "owner".into() } };

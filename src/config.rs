@@ -42,13 +42,40 @@ pub struct ServeArgs {
     /// server shuts down.
     #[arg(long, env = "OPSGRAPH_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
+    /// Most log lines one `appendLogs` call may carry.
+    #[arg(long, env = "OPSGRAPH_MAX_APPEND_LINES", default_value_t = crate::graphql::Limits::default().max_append_lines)]
+    pub max_append_lines: usize,
+    /// How many lines (or events) a live subscriber may fall behind before
+    /// it is ended with SLOW_CONSUMER (it then resumes from its cursor).
+    #[arg(long, env = "OPSGRAPH_SLOW_CONSUMER_LAG", default_value_t = crate::graphql::Limits::default().slow_consumer_lag)]
+    pub slow_consumer_lag: u64,
+    /// Seconds between two passes of log retention.
+    #[arg(long, env = "OPSGRAPH_RETENTION_INTERVAL_SECS", default_value_t = 600)]
+    pub retention_interval_secs: u64,
 }
 
 impl ServeArgs {
     /// Settings for a server on `listen` with the database at `db` (tests,
     /// benchmarks).
     pub fn new(db: PathBuf, listen: SocketAddr) -> Self {
-        Self { db, listen, data_dir: None, shutdown_grace_ms: 5_000 }
+        let limits = crate::graphql::Limits::default();
+        Self {
+            db,
+            listen,
+            data_dir: None,
+            shutdown_grace_ms: 5_000,
+            max_append_lines: limits.max_append_lines,
+            slow_consumer_lag: limits.slow_consumer_lag,
+            retention_interval_secs: 600,
+        }
+    }
+
+    /// The limits the GraphQL layer enforces.
+    pub fn limits(&self) -> crate::graphql::Limits {
+        crate::graphql::Limits {
+            max_append_lines: self.max_append_lines,
+            slow_consumer_lag: self.slow_consumer_lag,
+        }
     }
 
     /// Where the local executor keeps its directories.

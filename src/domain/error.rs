@@ -13,6 +13,8 @@ pub enum ErrorCode {
     Forbidden,
     RateLimited,
     IdempotencyKeyReused,
+    CursorExpired,
+    SlowConsumer,
     InternalServerError,
 }
 
@@ -28,6 +30,8 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::RateLimited => "RATE_LIMITED",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::CursorExpired => "CURSOR_EXPIRED",
+            Self::SlowConsumer => "SLOW_CONSUMER",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -61,6 +65,13 @@ pub enum DomainError {
     RateLimited,
     #[error("idempotency key `{0}` was already used for a different request")]
     IdempotencyKeyReused(String),
+    /// The items after a client's cursor were deleted by retention.
+    #[error("cursor expired: {0}")]
+    CursorExpired(String),
+    /// A subscriber fell too far behind its feed; it resumes from its
+    /// cursor with a new subscription.
+    #[error("subscriber too slow: {0}")]
+    SlowConsumer(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -77,6 +88,8 @@ impl DomainError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::RateLimited => ErrorCode::RateLimited,
             Self::IdempotencyKeyReused(_) => ErrorCode::IdempotencyKeyReused,
+            Self::CursorExpired(_) => ErrorCode::CursorExpired,
+            Self::SlowConsumer(_) => ErrorCode::SlowConsumer,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -109,6 +122,8 @@ mod tests {
             (DomainError::Forbidden("x".into()), "FORBIDDEN"),
             (DomainError::RateLimited, "RATE_LIMITED"),
             (DomainError::IdempotencyKeyReused("k".into()), "IDEMPOTENCY_KEY_REUSED"),
+            (DomainError::CursorExpired("x".into()), "CURSOR_EXPIRED"),
+            (DomainError::SlowConsumer("x".into()), "SLOW_CONSUMER"),
             (DomainError::internal("disk"), "INTERNAL_SERVER_ERROR"),
         ];
         for (error, code) in cases {

@@ -14,7 +14,7 @@ pub mod status;
 pub use error::{DomainError, ErrorCode};
 pub use ids::{EnvironmentId, InstanceId, OperationId, OrganizationId, ServiceId};
 pub use instance::{Instance, InstanceStatus};
-pub use log::{LogFilter, LogLine, LogStream};
+pub use log::{LogFilter, LogLine, LogStream, NewLine};
 pub use operation::{
     NewOperation, Operation, OperationFilter, OperationType, PlatformReason, RollbackOutcome, Step, StepKind,
     StepStatus, Trigger, TriggerKind, TriggerSource,

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::domain::{
-    DomainError, LogStream, NewOperation, Operation, OperationId, OperationStatus, Principal,
-    RollbackOutcome, ServiceId, StepStatus, now_millis,
+    DomainError, NewLine, NewOperation, Operation, OperationId, OperationStatus, Principal, RollbackOutcome,
+    ServiceId, StepStatus, now_millis,
 };
+use crate::store::logs::{self, Log};
 use crate::store::{Store, operations};
 
 pub use local::LocalExecutor;
@@ -112,7 +113,7 @@ impl Engine {
                     OperationStatus::Cancelled => format!("cancelled by {who} before it started"),
                     _ => format!("cancel requested by {who}: stopping the current step"),
                 };
-                operations::append_logs(tx, id, &[(LogStream::System, line, None)])?;
+                logs::append(tx, Log::Operation(id), &[NewLine::system(line)])?;
                 Ok(op)
             })
             .await?;

@@ -8,9 +8,10 @@ use anyhow::Context;
 
 use super::Engine;
 use crate::domain::{
-    Instance, InstanceStatus, LogStream, Member, NewOperation, Operation, OperationStatus, OperationType,
+    Instance, InstanceStatus, Member, NewLine, NewOperation, Operation, OperationStatus, OperationType,
     PlatformReason, Principal, RollbackOutcome, ServiceId, Step, StepKind, StepStatus, Trigger, now_millis,
 };
+use crate::store::logs::{self, Log};
 use crate::store::{operations, resources};
 
 /// The line written to every operation a restart interrupted.
@@ -119,7 +120,7 @@ fn settle_instance(
         inst.pid = None;
         resources::put_instance(tx, &inst)?;
         let line = format!("instance {} stopped: the opsgraph server restarted", inst.id);
-        operations::append_service_logs(tx, inst.service_id, &[(LogStream::System, line, Some(inst.id))])?;
+        logs::append(tx, Log::Service(inst.service_id), &[NewLine::system(line).of_instance(inst.id)])?;
     }
     Ok(())
 }
@@ -184,13 +185,9 @@ fn end_interrupted(tx: &mut crate::store::Tx<'_>, op: &Operation) -> crate::stor
         }
     };
     let lines = [
-        (LogStream::System, INTERRUPTED.to_owned(), None),
-        (
-            LogStream::System,
-            format!("finished: {} (rollback {}: {detail})", status.as_str(), rollback.as_str()),
-            None,
-        ),
+        NewLine::system(INTERRUPTED),
+        NewLine::system(format!("finished: {} (rollback {}: {detail})", status.as_str(), rollback.as_str())),
     ];
-    operations::append_logs(tx, op.id, &lines)?;
+    logs::append(tx, Log::Operation(op.id), &lines)?;
     Ok(())
 }

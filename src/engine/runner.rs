@@ -8,9 +8,10 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use super::local::{Run, Undo};
 use crate::domain::{
-    DomainError, LogStream, Operation, OperationId, OperationStatus, OperationType, RollbackOutcome,
+    DomainError, NewLine, Operation, OperationId, OperationStatus, OperationType, RollbackOutcome,
     StepStatus, now_millis,
 };
+use crate::store::logs::{self, Log};
 use crate::store::{operations, resources};
 
 type Result<T> = std::result::Result<T, DomainError>;
@@ -233,7 +234,7 @@ async fn finish(
             if op.status == OperationStatus::DeploymentOk {
                 apply_effect(tx, &op)?;
             }
-            operations::append_logs(tx, id, &[(LogStream::System, line.clone(), None)])?;
+            logs::append(tx, Log::Operation(id), &[NewLine::system(line.clone())])?;
             Ok(())
         })
         .await
@@ -291,7 +292,7 @@ async fn change(
         .store
         .write(move |tx| {
             let op = operations::update(tx, id, &mut change)?;
-            operations::append_logs(tx, id, &[(LogStream::System, line.clone(), None)])?;
+            logs::append(tx, Log::Operation(id), &[NewLine::system(line.clone())])?;
             Ok(op)
         })
         .await
@@ -300,8 +301,6 @@ async fn change(
 async fn log(engine: &Arc<Engine>, id: OperationId, line: String) -> Result<()> {
     engine
         .store
-        .write(move |tx| {
-            operations::append_logs(tx, id, &[(LogStream::System, line.clone(), None)]).map(drop)
-        })
+        .write(move |tx| logs::append(tx, Log::Operation(id), &[NewLine::system(line.clone())]).map(drop))
         .await
 }

@@ -139,6 +139,8 @@ mod tests {
             (DomainError::Forbidden("viewer".into()), "FORBIDDEN"),
             (DomainError::RateLimited, "RATE_LIMITED"),
             (DomainError::IdempotencyKeyReused("k".into()), "IDEMPOTENCY_KEY_REUSED"),
+            (DomainError::CursorExpired("x".into()), "CURSOR_EXPIRED"),
+            (DomainError::SlowConsumer("x".into()), "SLOW_CONSUMER"),
             (DomainError::internal("disk"), "INTERNAL_SERVER_ERROR"),
         ];
         for (domain, code) in cases {

@@ -45,6 +45,24 @@ pub struct GraphqlContext {
     pub store: Store,
     /// Queues and cancels operations.
     pub engine: Arc<Engine>,
+    pub limits: Limits,
+}
+
+/// Bounds on what one client may ask of the server, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most lines one `appendLogs` call may carry (after splitting strings
+    /// at their line breaks).
+    pub max_append_lines: usize,
+    /// How many positions a subscriber that was following live may fall
+    /// behind its feed before it is ended with `SLOW_CONSUMER`.
+    pub slow_consumer_lag: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_append_lines: 10_000, slow_consumer_lag: 100_000 }
+    }
 }
 
 /// Builds the schema. Without a context the schema can only describe

@@ -2,11 +2,13 @@
 //! and calls one function: a store write for environments and services,
 //! the engine for everything that changes what runs.
 
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 
 use super::error::GqlResult;
 use super::scope::{Scope, parse_id, scope};
+use super::types::enums::LogStream;
 use super::types::environment::{CreateEnvironmentInput, EnvironmentNode, UpdateEnvironmentInput};
+use super::types::log_line::AppendLogsPayload;
 use super::types::operation::OperationNode;
 use super::types::operation_input::{
     CancelOperationInput, DeployInput, Redeploy, RedeployInput, ScaleInput, ServiceActionInput,
@@ -14,8 +16,8 @@ use super::types::operation_input::{
 use super::types::redeploy::redeployable;
 use super::types::service::ServiceNode;
 use super::types::service_input::{CreateServiceInput, UpdateServiceInput};
-use crate::domain::{NewOperation, OperationId, OperationType};
-use crate::store::resources;
+use crate::domain::{self, DomainError, NewLine, NewOperation, OperationId, OperationType};
+use crate::store::{logs, resources};
 
 /// The `Mutation` root.
 pub struct Mutation;
@@ -168,6 +170,54 @@ impl Mutation {
         let s = scope(ctx)?;
         let op = s.engine().cancel(s.principal, id).await.gql()?;
         Ok(OperationNode(op))
+    }
+
+    /// Appends lines to the log of an operation that is not final: for
+    /// deployment machinery outside opsgraph. Each string may hold several
+    /// lines (split at line breaks); a line longer than 64 KiB is stored in
+    /// pieces (see `LogLine.continuesPrevious`), never cut short. Every line
+    /// is stored durably before the reply. A final operation's log is
+    /// closed: `INVALID_TRANSITION`.
+    async fn append_logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The operation whose log the lines extend.")] operation_id: ID,
+        #[graphql(desc = "The lines, in order.")] lines: Vec<String>,
+        #[graphql(
+            desc = "The stream of every line: `STDOUT` or `STDERR`.",
+            default_with = "LogStream::Stdout"
+        )]
+        stream: LogStream,
+    ) -> Result<AppendLogsPayload> {
+        let s = scope(ctx)?;
+        let op: OperationId = parse_id(&operation_id)?;
+        let lines = client_lines(lines, stream.into(), s.app.limits.max_append_lines).gql()?;
+        let (org, weight) = (s.org(), lines.len());
+        let (first_seq, last_seq) = s
+            .store()
+            .write_weighted(weight, move |tx| logs::append_to_operation(tx, org, op, &lines))
+            .await
+            .gql()?;
+        Ok(AppendLogsPayload { first_seq, last_seq })
+    }
+}
+
+/// The lines of an `appendLogs` call, checked.
+fn client_lines(
+    lines: Vec<String>,
+    stream: domain::LogStream,
+    max: usize,
+) -> Result<Vec<NewLine>, DomainError> {
+    if stream == domain::LogStream::System {
+        return Err(DomainError::bad_input("stream", "SYSTEM lines are written by opsgraph itself"));
+    }
+    let lines = domain::log::client_lines(lines, stream);
+    match lines.len() {
+        0 => Err(DomainError::bad_input("lines", "give at least one line")),
+        n if n > max => {
+            Err(DomainError::bad_input("lines", format!("at most {max} lines per call, got {n}")))
+        }
+        _ => Ok(lines),
     }
 }
 

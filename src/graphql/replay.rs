@@ -9,7 +9,13 @@
 //!    or before the position were already sent and are dropped, so nothing
 //!    is sent twice.
 //! 4. A subscriber that lags behind the feed reads again from storage after
-//!    its position: it is never skipped ahead.
+//!    its position: it is never skipped ahead. One that was following live
+//!    and then fell more than `max_lag` positions behind what is stored
+//!    (its client stopped reading) is ended with `SLOW_CONSUMER`; it
+//!    resumes from its last position with a new subscription.
+//!
+//! Memory per subscriber is bounded: a page read from storage at a time,
+//! and a place in the shared broadcast ring.
 //!
 //! The position only moves forward, to the last item sent.
 
@@ -30,6 +36,8 @@ pub struct Chunk<T> {
     /// Whether the feed is complete as of this read; once drained, the
     /// stream ends. Must be read in the same snapshot as `items`.
     pub finished: bool,
+    /// The position of the newest stored item (how far the feed goes).
+    pub head: u64,
 }
 
 /// What one live event means to one subscription.
@@ -53,6 +61,7 @@ pub enum Live<T> {
 pub fn replay_then_live<T, R, Fut, C>(
     events: broadcast::Receiver<Event>,
     after: u64,
+    max_lag: u64,
     read: R,
     classify: C,
     position: fn(&T) -> u64,
@@ -63,7 +72,8 @@ where
     Fut: Future<Output = Result<Chunk<T>, DomainError>> + Send,
     C: Fn(&Event, u64) -> Live<T> + Send + 'static,
 {
-    let feed = Feed { events, last: after, mode: Mode::Read, read, classify, position };
+    let feed =
+        Feed { events, last: after, mode: Mode::Read, went_live: false, max_lag, read, classify, position };
     stream::unfold(feed, |mut feed| async move {
         let batch = feed.next().await?;
         Some((batch, feed))
@@ -86,6 +96,10 @@ struct Feed<T, R, C> {
     /// The position of the last item sent (or the client's cursor).
     last: u64,
     mode: Mode,
+    /// Whether the subscriber has caught up with the feed once: from then
+    /// on, falling more than `max_lag` behind ends it.
+    went_live: bool,
+    max_lag: u64,
     read: R,
     classify: C,
     position: fn(&T) -> u64,
@@ -110,8 +124,18 @@ where
                             return Some(Err(e));
                         }
                     };
+                    let lag = chunk.head.saturating_sub(self.last);
+                    if self.went_live && lag > self.max_lag {
+                        self.mode = Mode::Done;
+                        return Some(Err(DomainError::SlowConsumer(format!(
+                            "{lag} items behind the feed (at most {} allowed): subscribe again with \
+                             the last cursor received",
+                            self.max_lag
+                        ))));
+                    }
                     if chunk.drained {
                         self.mode = if chunk.finished { Mode::Done } else { Mode::Live };
+                        self.went_live = true;
                     }
                     let items = self.fresh(chunk.items);
                     if !items.is_empty() {
@@ -162,20 +186,22 @@ mod tests {
         events: broadcast::Receiver<Event>,
         after: u64,
         finished: Arc<Mutex<bool>>,
+        max_lag: u64,
     ) -> impl Stream<Item = Result<Vec<u64>, DomainError>> {
         let read = move |after: u64| {
             let (stored, finished) = (stored.clone(), finished.clone());
             async move {
                 let all: Vec<u64> = stored.lock().unwrap().iter().copied().filter(|n| *n > after).collect();
                 let items: Vec<u64> = all.iter().copied().take(2).collect();
-                Ok(Chunk { drained: all.len() <= 2, items, finished: *finished.lock().unwrap() })
+                let head = stored.lock().unwrap().last().copied().unwrap_or(0);
+                Ok(Chunk { drained: all.len() <= 2, items, finished: *finished.lock().unwrap(), head })
             }
         };
         let classify = |event: &Event, last: u64| match event {
             Event::ServiceLog { last_seq, .. } if *last_seq > last => Live::Wake,
             _ => Live::Ignore,
         };
-        replay_then_live(events, after, read, classify, |n| *n)
+        replay_then_live(events, after, max_lag, read, classify, |n| *n)
     }
 
     fn wake(n: u64) -> Event {
@@ -186,7 +212,7 @@ mod tests {
     async fn replays_after_the_cursor_then_follows_live_without_repeats() {
         let (tx, rx) = broadcast::channel(16);
         let stored = Arc::new(Mutex::new(vec![1, 2, 3, 4, 5]));
-        let mut s = Box::pin(feed(stored.clone(), rx, 1, Arc::default()));
+        let mut s = Box::pin(feed(stored.clone(), rx, 1, Arc::default(), 100));
         assert_eq!(s.next().await.unwrap().unwrap(), [2, 3]);
         assert_eq!(s.next().await.unwrap().unwrap(), [4, 5]);
         // An event about lines already sent is ignored; a new one is read.
@@ -200,7 +226,7 @@ mod tests {
     async fn a_lagging_subscriber_reads_again_from_storage() {
         let (tx, rx) = broadcast::channel(2);
         let stored = Arc::new(Mutex::new(vec![1]));
-        let mut s = Box::pin(feed(stored.clone(), rx, 0, Arc::default()));
+        let mut s = Box::pin(feed(stored.clone(), rx, 0, Arc::default(), 100));
         assert_eq!(s.next().await.unwrap().unwrap(), [1]);
         for n in 2..=6 {
             stored.lock().unwrap().push(n);
@@ -214,10 +240,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_subscriber_far_behind_after_going_live_is_ended_as_slow() {
+        let (tx, rx) = broadcast::channel(16);
+        let stored = Arc::new(Mutex::new(vec![1, 2, 3, 4, 5, 6]));
+        // A replay far behind is fine: it is catching up.
+        let mut s = Box::pin(feed(stored.clone(), rx, 0, Arc::default(), 3));
+        let mut got = Vec::new();
+        while got.last() != Some(&6) {
+            got.extend(s.next().await.unwrap().unwrap());
+        }
+        // Live now; then four more are stored before it reads again.
+        stored.lock().unwrap().extend([7, 8, 9, 10]);
+        tx.send(wake(10)).unwrap();
+        let error = s.next().await.unwrap().unwrap_err();
+        assert_eq!(error.code().as_str(), "SLOW_CONSUMER");
+        assert!(s.next().await.is_none(), "the stream ends after the error");
+    }
+
+    #[tokio::test]
     async fn a_finished_feed_ends_once_drained() {
         let (_tx, rx) = broadcast::channel(2);
         let stored = Arc::new(Mutex::new(vec![1, 2, 3]));
-        let s = feed(stored, rx, 0, Arc::new(Mutex::new(true)));
+        let s = feed(stored, rx, 0, Arc::new(Mutex::new(true)), 100);
         let batches: Vec<Vec<u64>> = s.map(Result::unwrap).collect().await;
         assert_eq!(batches, [vec![1, 2], vec![3]]);
     }
@@ -225,13 +269,14 @@ mod tests {
     #[tokio::test]
     async fn events_that_carry_items_are_sent_once() {
         let (tx, rx) = broadcast::channel(8);
-        let read =
-            |_after: u64| async { Ok(Chunk { items: Vec::<u64>::new(), drained: true, finished: false }) };
+        let read = |_after: u64| async {
+            Ok(Chunk { items: Vec::<u64>::new(), drained: true, finished: false, head: 0 })
+        };
         let classify = |event: &Event, _: u64| match event {
             Event::ServiceLog { last_seq, .. } => Live::Items(vec![*last_seq]),
             _ => Live::Ignore,
         };
-        let mut s = Box::pin(replay_then_live(rx, 3, read, classify, |n| *n));
+        let mut s = Box::pin(replay_then_live(rx, 3, 100, read, classify, |n| *n));
         for n in [2, 3, 4, 4, 5] {
             tx.send(wake(n)).unwrap();
         }

@@ -8,10 +8,11 @@ use futures_util::stream::{self, Stream, StreamExt};
 
 use super::error::gql;
 use super::replay::{Chunk, Live, replay_then_live};
-use super::scope::{parse_id, scope};
+use super::scope::{Scope, parse_id, scope};
 use super::types::log_line::LogBatch;
 use super::types::operation_event::OperationEventNode;
 use crate::domain::{DomainError, EnvironmentId, LogLine, OperationId, ServiceId};
+use crate::store::logs::{self, Log};
 use crate::store::{Event, operations, resources};
 
 /// Events read from storage at a time.
@@ -48,7 +49,8 @@ impl Subscription {
                 store
                     .read(move |r| {
                         let items = operations::events_after(r, env, after, EVENT_PAGE)?;
-                        Ok(Chunk { drained: items.len() < EVENT_PAGE, items, finished: false })
+                        let head = operations::last_event(r, env)?;
+                        Ok(Chunk { drained: items.len() < EVENT_PAGE, items, finished: false, head })
                     })
                     .await
             }
@@ -57,7 +59,8 @@ impl Subscription {
             Event::Operation(e) if e.environment_id == env => Live::Items(vec![e.clone()]),
             _ => Live::Ignore,
         };
-        let feed = replay_then_live(events, after, read, classify, |e| e.seq);
+        let max_lag = s.app.limits.slow_consumer_lag;
+        let feed = replay_then_live(events, after, max_lag, read, classify, |e| e.seq);
         Ok(feed.flat_map(|batch| {
             let items: Vec<Result<OperationEventNode>> = match batch {
                 Ok(events) => events.into_iter().map(|e| Ok(OperationEventNode(e))).collect(),
@@ -69,84 +72,84 @@ impl Subscription {
 
     /// The log of an operation: replays the lines after `after`, then
     /// follows live, and completes once the operation is final and every
-    /// line was sent.
+    /// line was sent. Ends with `CURSOR_EXPIRED` when lines after `after`
+    /// were deleted by retention, and with `SLOW_CONSUMER` when the client
+    /// stops reading and falls too far behind (subscribe again with the
+    /// last `lastSeq` received: nothing is lost).
     async fn operation_logs(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The operation whose log to follow.")] operation_id: ID,
-        #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line.")]
+        #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line kept.")]
         after: Option<i64>,
     ) -> Result<impl Stream<Item = Result<LogBatch>> + use<>> {
         let s = scope(ctx)?;
         let op: OperationId = parse_id(&operation_id)?;
         let after = log_cursor(after).map_err(gql)?;
         s.read(move |r, org| operations::operation(r, org, op)).await?;
-        let store = s.store().clone();
-        let events = store.events().subscribe();
-        let read = move |after| {
-            let store = store.clone();
-            async move {
-                store
-                    .read(move |r| {
-                        // One snapshot: when it shows the operation final, it
-                        // also holds the last line, committed with that status.
-                        let finished = operations::operation_by_id(r, op)?.status.is_final();
-                        let items = operations::log_lines_after(r, op, after, LOG_PAGE)?;
-                        Ok(Chunk { drained: items.len() < LOG_PAGE, items, finished })
-                    })
-                    .await
-            }
-        };
-        let classify = move |event: &Event, last| match event {
-            Event::OperationLog { operation_id, last_seq } if *operation_id == op && *last_seq > last => {
-                Live::Wake
-            }
-            Event::Operation(e) if e.operation_id == op && e.status.is_final() => Live::Wake,
-            _ => Live::Ignore,
-        };
-        Ok(batches(replay_then_live(events, after, read, classify, |l| l.seq)))
+        Ok(log_feed(&s, Log::Operation(op), after))
     }
 
     /// What the instances of a service print: replays the lines after
-    /// `after`, then follows live; never completes.
+    /// `after`, then follows live; never completes. Ends with
+    /// `CURSOR_EXPIRED` or `SLOW_CONSUMER` like `operationLogs`.
     async fn service_logs(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The service whose runtime log to follow.")] service_id: ID,
-        #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line.")]
+        #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line kept.")]
         after: Option<i64>,
     ) -> Result<impl Stream<Item = Result<LogBatch>> + use<>> {
         let s = scope(ctx)?;
         let svc: ServiceId = parse_id(&service_id)?;
         let after = log_cursor(after).map_err(gql)?;
         s.read(move |r, org| resources::service(r, org, svc)).await?;
-        let store = s.store().clone();
-        let events = store.events().subscribe();
-        let read = move |after| {
-            let store = store.clone();
-            async move {
-                store
-                    .read(move |r| {
-                        let items = operations::service_lines_after(r, svc, after, LOG_PAGE)?;
-                        Ok(Chunk { drained: items.len() < LOG_PAGE, items, finished: false })
-                    })
-                    .await
-            }
-        };
-        let classify = move |event: &Event, last| match event {
-            Event::ServiceLog { service_id, last_seq } if *service_id == svc && *last_seq > last => {
-                Live::Wake
-            }
-            _ => Live::Ignore,
-        };
-        Ok(batches(replay_then_live(events, after, read, classify, |l| l.seq)))
+        Ok(log_feed(&s, Log::Service(svc), after))
     }
 }
 
-/// Log line batches as `LogBatch`es.
-fn batches(
-    feed: impl Stream<Item = Result<Vec<LogLine>, DomainError>> + Send + 'static,
-) -> impl Stream<Item = Result<LogBatch>> + Send + 'static {
+/// The replay-then-live feed of one log, as `LogBatch`es. An operation's
+/// log is complete once the operation is final; a service's never is.
+fn log_feed(s: &Scope<'_>, log: Log, after: u64) -> impl Stream<Item = Result<LogBatch>> + Send + use<> {
+    let store = s.store().clone();
+    let events = store.events().subscribe();
+    let read = move |after| {
+        let store = store.clone();
+        async move {
+            store
+                .read(move |r| {
+                    logs::check_cursor(r, log, after)?;
+                    // One snapshot: when it shows the operation final, it
+                    // also holds the last line, committed with that status.
+                    let finished = match log {
+                        Log::Operation(op) => operations::operation_by_id(r, op)?.status.is_final(),
+                        Log::Service(_) => false,
+                    };
+                    let items = logs::lines_after(r, log, after, LOG_PAGE)?;
+                    let head = logs::head(r, log)?;
+                    Ok(Chunk { drained: items.len() < LOG_PAGE, items, finished, head })
+                })
+                .await
+        }
+    };
+    let classify = move |event: &Event, last| match (event, log) {
+        (Event::OperationLog { operation_id, last_seq }, Log::Operation(op))
+            if *operation_id == op && *last_seq > last =>
+        {
+            Live::Wake
+        }
+        (Event::ServiceLog { service_id, last_seq }, Log::Service(svc))
+            if *service_id == svc && *last_seq > last =>
+        {
+            Live::Wake
+        }
+        (Event::Operation(e), Log::Operation(op)) if e.operation_id == op && e.status.is_final() => {
+            Live::Wake
+        }
+        _ => Live::Ignore,
+    };
+    let max_lag = s.app.limits.slow_consumer_lag;
+    let feed = replay_then_live(events, after, max_lag, read, classify, |l: &LogLine| l.seq);
     feed.filter_map(|batch| async move {
         match batch {
             Ok(lines) => LogBatch::of(lines).map(Ok),

@@ -72,6 +72,8 @@ pub(crate) fn error_response(error: DomainError) -> Response {
         ErrorCode::Conflict | ErrorCode::InvalidTransition | ErrorCode::IdempotencyKeyReused => {
             StatusCode::CONFLICT
         }
+        ErrorCode::CursorExpired => StatusCode::GONE,
+        ErrorCode::SlowConsumer => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -93,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(graphql::graphiql))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/operations/{id}/logs", get(logs::operation_logs))
+        .route("/services/{id}/logs", get(logs::service_logs))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -169,6 +169,37 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The highest `seq` stored under `prefix` and its row, if any.
+    pub fn last_row<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(u64, u64), &[u8]>,
+        prefix: u64,
+    ) -> Result<Option<(u64, T)>> {
+        let mut last = None;
+        self.scan_rows(def, prefix, 0..=u64::MAX, true, |seq, row| {
+            last = Some((seq, row));
+            Ok(ControlFlow::Break(()))
+        })?;
+        Ok(last)
+    }
+
+    /// The row `seq` of `prefix` in a log-like table.
+    pub fn get_row<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(u64, u64), &[u8]>,
+        key: (u64, u64),
+    ) -> Result<Option<T>> {
+        with_table!(self.txn, def, |t| match t.get(key).map_err(internal)? {
+            Some(v) => Ok(Some(codec::decode(v.value())?)),
+            None => Ok(None),
+        })
+    }
+
+    /// A value of a `u64 -> u64` table.
+    pub fn get_u64(&self, def: TableDefinition<u64, u64>, key: u64) -> Result<Option<u64>> {
+        with_table!(self.txn, def, |t| Ok(t.get(key).map_err(internal)?.map(|v| v.value())))
+    }
+
     /// A value of a small `&str`-keyed table.
     pub fn get_number(&self, def: TableDefinition<&str, u64>, key: &str) -> Result<Option<u64>> {
         with_table!(self.txn, def, |t| Ok(t.get(key).map_err(internal)?.map(|v| v.value())))
@@ -239,6 +270,58 @@ impl<'a> Tx<'a> {
         let bytes = codec::encode(row)?;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.insert(key, bytes.as_slice()).map_err(internal)?;
+        Ok(())
+    }
+
+    /// Stores `rows` under `prefix` with their `seq`, opening the table
+    /// once: the hot path of log ingest.
+    pub fn put_rows<'r, T: Serialize + 'r>(
+        &mut self,
+        def: TableDefinition<(u64, u64), &[u8]>,
+        prefix: u64,
+        rows: impl IntoIterator<Item = (u64, &'r T)>,
+    ) -> Result<()> {
+        self.wrote = true;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        let mut bytes = Vec::new();
+        for (seq, row) in rows {
+            bytes.clear();
+            codec::encode_into(row, &mut bytes)?;
+            t.insert((prefix, seq), bytes.as_slice()).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the rows of `prefix` with `seq` in `range`, at most `limit`
+    /// of them, lowest first; returns how many went.
+    pub fn remove_rows(
+        &mut self,
+        def: TableDefinition<(u64, u64), &[u8]>,
+        prefix: u64,
+        range: RangeInclusive<u64>,
+        limit: usize,
+    ) -> Result<usize> {
+        let (lo, hi) = range.into_inner();
+        if lo > hi || limit == 0 {
+            return Ok(0);
+        }
+        self.wrote = true;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        // Only the entries read from the iterator are removed.
+        let mut removed = 0;
+        for entry in
+            t.extract_from_if((prefix, lo)..=(prefix, hi), |_, _| true).map_err(internal)?.take(limit)
+        {
+            entry.map_err(internal)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    pub fn put_u64(&mut self, def: TableDefinition<u64, u64>, key: u64, value: u64) -> Result<()> {
+        self.wrote = true;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.insert(key, value).map_err(internal)?;
         Ok(())
     }
 

@@ -14,6 +14,11 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, DomainError> {
     serde_json::to_vec(value).map_err(|e| DomainError::internal(format!("encoding a row: {e}")))
 }
 
+/// Encodes `value` at the end of `out` (reusing its allocation).
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DomainError> {
+    serde_json::to_writer(out, value).map_err(|e| DomainError::internal(format!("encoding a row: {e}")))
+}
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DomainError> {
     serde_json::from_slice(bytes).map_err(|e| DomainError::internal(format!("decoding a row: {e}")))
 }

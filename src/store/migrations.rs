@@ -6,7 +6,7 @@ use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
 use super::tables::*;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -14,7 +14,7 @@ const VERSION_KEY: &str = "schema_version";
 type Migration = fn(&WriteTransaction) -> Result<(), redb::TableError>;
 
 /// Migration `n` brings a file from version `n - 1` to `n`.
-const MIGRATIONS: [Migration; 1] = [create_tables_v1];
+const MIGRATIONS: [Migration; 2] = [create_tables_v1, create_log_retention_tables];
 
 /// Brings `db` to [`SCHEMA_VERSION`], or refuses a file written by a newer
 /// build with a message that says what to do.
@@ -77,6 +77,14 @@ fn create_tables_v1(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     }
     txn.open_table(OPERATIONS_BY_STATUS)?;
     txn.open_table(IDEMPOTENCY_KEYS)?;
+    Ok(())
+}
+
+/// Version 2: where retention has deleted logs up to.
+fn create_log_retention_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    for def in [OPERATION_LOG_FLOORS, SERVICE_LOG_FLOORS, LOG_RETENTION_MARKS] {
+        txn.open_table(def)?;
+    }
     Ok(())
 }
 

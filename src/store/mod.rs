@@ -10,6 +10,7 @@ mod access;
 mod check;
 mod codec;
 pub mod events;
+pub mod logs;
 mod migrations;
 pub mod operations;
 pub mod paging;
@@ -114,7 +115,17 @@ impl Store {
         F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (job, reply) = writer::job(f);
+        self.write_weighted(1, f).await
+    }
+
+    /// [`Store::write`] for a job that appends `lines` log lines: commits
+    /// are cut every few thousand lines (see [`writer`]).
+    pub async fn write_weighted<T, F>(&self, lines: usize, f: F) -> Result<T>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, reply) = writer::job(lines, f);
         let jobs = self.jobs.clone();
         // `send` blocks when the queue is full: keep it off the runtime.
         tokio::task::spawn_blocking(move || jobs.send(job))

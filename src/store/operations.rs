@@ -1,17 +1,18 @@
-//! Operations, their queue per service, their logs and their event feed.
+//! Operations, their queue per service and their event feed.
 
 use std::ops::ControlFlow;
 
 use super::access::{Reader, Result, Tx};
 use super::events::{Event, OperationEvent, OperationEventKind};
+use super::logs::{self, Log};
 use super::paging::{Page, PageArgs, paginate};
 use super::resources::{environment, live_service};
 use super::tables::*;
 use crate::domain::plan::plan;
 use crate::domain::{
-    DomainError, InstanceId, LogFilter, LogLine, LogStream, NewOperation, Operation, OperationFilter,
-    OperationId, OperationStatus, OperationType, OrganizationId, Principal, RollbackOutcome, ServiceId,
-    ServiceKind, Step, StepStatus, now_millis,
+    DomainError, NewLine, NewOperation, Operation, OperationFilter, OperationId, OperationStatus,
+    OperationType, OrganizationId, Principal, RollbackOutcome, ServiceId, ServiceKind, Step, StepStatus,
+    now_millis,
 };
 
 /// Queues an operation, or returns the one an idempotency key already made.
@@ -101,7 +102,7 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         Some(commit) => format!("{} of commit {commit}", op.op_type.as_str()),
         None => op.op_type.as_str().to_owned(),
     };
-    append_logs(tx, id, &[(LogStream::System, format!("queued {what}, asked by {by}"), None)])?;
+    logs::append(tx, Log::Operation(id), &[NewLine::system(format!("queued {what}, asked by {by}"))])?;
     record_event(tx, &op, OperationEventKind::Queued, None)?;
     Ok(op)
 }
@@ -255,6 +256,11 @@ fn record_event(
     Ok(())
 }
 
+/// The cursor of the newest event of an environment (0 when none).
+pub fn last_event(r: Reader<'_>, env: crate::domain::EnvironmentId) -> Result<u64> {
+    r.last_seq(OPERATION_EVENTS, env.0)
+}
+
 /// Events of an environment after `after`, oldest first, at most `limit`.
 pub fn events_after(
     r: Reader<'_>,
@@ -268,91 +274,4 @@ pub fn events_after(
         Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
     })?;
     Ok(out)
-}
-
-/// A line to append: stream, text and the instance that printed it.
-pub type NewLine = (LogStream, String, Option<InstanceId>);
-
-/// Appends lines to an operation's log with the next sequence numbers.
-pub fn append_logs(tx: &mut Tx<'_>, op: OperationId, lines: &[NewLine]) -> Result<u64> {
-    append(tx, OPERATION_LOGS, op.0, lines)
-        .inspect(|last| tx.emit(Event::OperationLog { operation_id: op, last_seq: *last }))
-}
-
-/// Appends lines to a service's runtime log.
-pub fn append_service_logs(tx: &mut Tx<'_>, svc: ServiceId, lines: &[NewLine]) -> Result<u64> {
-    append(tx, SERVICE_LOGS, svc.0, lines)
-        .inspect(|last| tx.emit(Event::ServiceLog { service_id: svc, last_seq: *last }))
-}
-
-fn append(
-    tx: &mut Tx<'_>,
-    table: redb::TableDefinition<(u64, u64), &[u8]>,
-    owner: u64,
-    lines: &[NewLine],
-) -> Result<u64> {
-    let mut seq = tx.reader().last_seq(table, owner)?;
-    let at = now_millis();
-    for (stream, text, instance) in lines {
-        seq += 1;
-        let line = LogLine { seq, at, stream: *stream, text: text.clone(), instance: *instance };
-        tx.put_row(table, (owner, seq), &line)?;
-    }
-    Ok(seq)
-}
-
-/// A page of an operation's log, by sequence number.
-pub fn logs_page(
-    r: Reader<'_>,
-    op: OperationId,
-    filter: &LogFilter,
-    args: &PageArgs,
-) -> Result<Page<LogLine>> {
-    rows_page(r, OPERATION_LOGS, op.0, filter, args)
-}
-
-/// A page of a service's runtime log, by sequence number.
-pub fn service_logs_page(
-    r: Reader<'_>,
-    svc: ServiceId,
-    filter: &LogFilter,
-    args: &PageArgs,
-) -> Result<Page<LogLine>> {
-    rows_page(r, SERVICE_LOGS, svc.0, filter, args)
-}
-
-fn rows_page(
-    r: Reader<'_>,
-    table: redb::TableDefinition<(u64, u64), &[u8]>,
-    owner: u64,
-    filter: &LogFilter,
-    args: &PageArgs,
-) -> Result<Page<LogLine>> {
-    paginate(args, false, |range, rev, visit| {
-        r.scan_rows(table, owner, range, rev, |seq, line: LogLine| {
-            if filter.matches(&line) { visit(seq, line) } else { Ok(ControlFlow::Continue(())) }
-        })
-    })
-}
-
-/// Lines of an operation's log after `after`, at most `limit`.
-pub fn log_lines_after(r: Reader<'_>, op: OperationId, after: u64, limit: usize) -> Result<Vec<LogLine>> {
-    let page = logs_page(
-        r,
-        op,
-        &LogFilter::default(),
-        &PageArgs { after: Some(after), before: None, size: limit, backward: false },
-    )?;
-    Ok(page.items.into_iter().map(|(_, l)| l).collect())
-}
-
-/// Lines of a service's log after `after`, at most `limit`.
-pub fn service_lines_after(r: Reader<'_>, svc: ServiceId, after: u64, limit: usize) -> Result<Vec<LogLine>> {
-    let page = service_logs_page(
-        r,
-        svc,
-        &LogFilter::default(),
-        &PageArgs { after: Some(after), before: None, size: limit, backward: false },
-    )?;
-    Ok(page.items.into_iter().map(|(_, l)| l).collect())
 }

@@ -93,3 +93,18 @@ pub const SERVICE_LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::ne
 /// Key: (EnvironmentId, event seq) with one seq across all environments.
 /// Value: `store::OperationEvent`: the feed `operationEvents` resumes from.
 pub const OPERATION_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("operation_events_v1");
+
+/// Key: OperationId.
+/// Value: the highest `seq` of the operation's log that retention deleted
+/// (lines `1..=value` are gone). Absent: nothing deleted.
+pub const OPERATION_LOG_FLOORS: TableDefinition<u64, u64> = TableDefinition::new("operation_log_floors_v1");
+
+/// Key: ServiceId.
+/// Value: the highest `seq` of the service's log that retention deleted.
+pub const SERVICE_LOG_FLOORS: TableDefinition<u64, u64> = TableDefinition::new("service_log_floors_v1");
+
+/// Key: EnvironmentId.
+/// Value: the OperationId up to which every operation of the environment is
+/// final and its whole log deleted by retention: the next pass starts after
+/// it.
+pub const LOG_RETENTION_MARKS: TableDefinition<u64, u64> = TableDefinition::new("log_retention_marks_v1");

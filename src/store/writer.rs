@@ -21,14 +21,21 @@ use crate::domain::DomainError;
 
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 512;
+/// Most weight (log lines) one commit carries beyond its first job: a
+/// commit lands every few thousand lines under a flood, and as soon as the
+/// previous one is done otherwise (a few milliseconds).
+const MAX_WEIGHT: usize = 4_096;
 
 /// A unit of work of the writer; `run` may be called again after an abort.
 pub(crate) trait Job: Send {
+    /// How much the job writes, in log lines (1 for anything else).
+    fn weight(&self) -> usize;
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()>;
     fn finish(self: Box<Self>, outcome: Result<()>);
 }
 
 struct TypedJob<F, T> {
+    weight: usize,
     f: F,
     output: Option<T>,
     reply: oneshot::Sender<Result<T>>,
@@ -39,6 +46,10 @@ where
     F: FnMut(&mut Tx<'_>) -> Result<T> + Send,
     T: Send,
 {
+    fn weight(&self) -> usize {
+        self.weight
+    }
+
     fn run(&mut self, tx: &mut Tx<'_>) -> Result<()> {
         self.output = Some((self.f)(tx)?);
         Ok(())
@@ -53,25 +64,31 @@ where
     }
 }
 
-pub(crate) fn job<F, T>(f: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T>>)
+pub(crate) fn job<F, T>(weight: usize, f: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T>>)
 where
     F: FnMut(&mut Tx<'_>) -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
     let (reply, rx) = oneshot::channel();
-    (Box::new(TypedJob { f, output: None, reply }), rx)
+    (Box::new(TypedJob { weight: weight.max(1), f, output: None, reply }), rx)
 }
 
 /// Runs jobs from `jobs` until every sender is gone; then drops its handle
 /// on the database.
 pub(crate) fn run(db: Arc<Database>, bus: EventBus, jobs: mpsc::Receiver<Box<dyn Job>>) {
-    while let Ok(first) = jobs.recv() {
+    let mut next = None;
+    while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut weight = 0;
+        while batch.len() < MAX_BATCH && weight < MAX_WEIGHT {
+            let Ok(job) = jobs.try_recv() else { break };
+            weight += job.weight();
+            if weight > MAX_WEIGHT {
+                // Too heavy for this commit: it starts the next one.
+                next = Some(job);
+                break;
             }
+            batch.push(job);
         }
         run_batch(&db, &bus, batch);
     }

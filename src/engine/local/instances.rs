@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::process::{LogTarget, pump_output, shell, signal_group, write_lines};
 use crate::domain::{
-    DomainError, Instance, InstanceId, InstanceStatus, LogStream, Service, ServiceKind, now_millis,
+    DomainError, Instance, InstanceId, InstanceStatus, NewLine, Service, ServiceKind, now_millis,
 };
 use crate::store::{Store, resources};
 
@@ -98,7 +98,7 @@ impl Processes {
                 Some(c) => format!("instance {id} exited with status {c}"),
                 None => format!("instance {id} was killed by a signal"),
             };
-            write_lines(&store, LogTarget::Service(svc_id, id), vec![(LogStream::System, text)]).await;
+            write_lines(&store, LogTarget::Service(svc_id, id), vec![NewLine::system(text)]).await;
             if let Err(error) = set_status(&store, id, status, code).await {
                 tracing::error!(%error, instance = %id, "recording an instance exit failed");
             }

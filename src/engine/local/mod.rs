@@ -20,7 +20,7 @@ use instances::{Processes, pick_port, set_status};
 pub use process::{LogTarget, signal_group, write_lines};
 
 use crate::domain::{
-    Instance, InstanceStatus, LogStream, Operation, OperationType, Service, ServiceKind, StepKind, now_millis,
+    Instance, InstanceStatus, NewLine, Operation, OperationType, Service, ServiceKind, StepKind, now_millis,
 };
 use crate::store::{Store, resources};
 
@@ -100,7 +100,7 @@ impl LocalExecutor {
     }
 
     async fn log(&self, run: &Run, text: String) {
-        write_lines(&self.store, LogTarget::Operation(run.op.id), vec![(LogStream::System, text)]).await;
+        write_lines(&self.store, LogTarget::Operation(run.op.id), vec![NewLine::system(text)]).await;
     }
 
     /// Runs one step; `Ok` carries a short summary, `Err` the reason it failed.

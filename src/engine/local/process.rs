@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::domain::{InstanceId, LogStream, OperationId, ServiceId};
-use crate::store::{Store, operations};
+use crate::domain::log::MAX_LINE;
+use crate::domain::{InstanceId, LogStream, NewLine, OperationId, ServiceId};
+use crate::store::Store;
+use crate::store::logs::{self, Log};
 
-/// Longest line kept whole; longer output is cut into several lines.
-const MAX_LINE: usize = 64 * 1024;
 /// Most lines written in one store job.
 const MAX_FLUSH: usize = 1024;
 
@@ -29,18 +29,15 @@ pub enum LogTarget {
 }
 
 /// Writes `lines` to `target` in one store job.
-pub async fn write_lines(store: &Store, target: LogTarget, lines: Vec<(LogStream, String)>) {
-    let result = match target {
-        LogTarget::Operation(op) => {
-            let lines: Vec<_> = lines.into_iter().map(|(s, t)| (s, t, None)).collect();
-            store.write(move |tx| operations::append_logs(tx, op, &lines)).await
-        }
+pub async fn write_lines(store: &Store, target: LogTarget, lines: Vec<NewLine>) {
+    let (log, lines) = match target {
+        LogTarget::Operation(op) => (Log::Operation(op), lines),
         LogTarget::Service(svc, inst) => {
-            let lines: Vec<_> = lines.into_iter().map(|(s, t)| (s, t, Some(inst))).collect();
-            store.write(move |tx| operations::append_service_logs(tx, svc, &lines)).await
+            (Log::Service(svc), lines.into_iter().map(|l| l.of_instance(inst)).collect())
         }
     };
-    if let Err(error) = result {
+    let weight = lines.len();
+    if let Err(error) = store.write_weighted(weight, move |tx| logs::append(tx, log, &lines)).await {
         tracing::error!(%error, ?target, "writing log lines failed");
     }
 }
@@ -97,7 +94,7 @@ pub fn pump_output(
     child: &mut Child,
     target: LogTarget,
 ) -> tokio::task::JoinHandle<()> {
-    let (tx, mut rx) = mpsc::channel::<(LogStream, String)>(MAX_FLUSH);
+    let (tx, mut rx) = mpsc::channel::<NewLine>(MAX_FLUSH);
     if let Some(out) = child.stdout.take() {
         tokio::spawn(read_lines(out, LogStream::Stdout, tx.clone()));
     }
@@ -113,44 +110,47 @@ pub fn pump_output(
     })
 }
 
-async fn read_lines(pipe: impl AsyncRead + Unpin, stream: LogStream, tx: mpsc::Sender<(LogStream, String)>) {
+/// Reads `pipe` line by line. A line longer than [`MAX_LINE`] is sent in
+/// pieces as it arrives (never held whole), cut on character boundaries.
+async fn read_lines(pipe: impl AsyncRead + Unpin, stream: LogStream, tx: mpsc::Sender<NewLine>) {
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::new();
+    let mut continued = false;
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                }
-                let text = String::from_utf8_lossy(&buf);
-                for part in split_long(&text) {
-                    if tx.send((stream, part.to_owned())).await.is_err() {
-                        return;
-                    }
-                }
-            }
+        let limit = (MAX_LINE - buf.len()) as u64;
+        match (&mut reader).take(limit).read_until(b'\n', &mut buf).await {
+            Ok(0) if buf.is_empty() => return,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        let ended = buf.last() == Some(&b'\n');
+        let at_eof = !ended && buf.len() < MAX_LINE;
+        if ended {
+            buf.pop();
+        }
+        // A piece cut mid-character keeps the character's first bytes for
+        // the next piece.
+        let keep = if ended || at_eof { 0 } else { incomplete_tail(&buf) };
+        let rest = buf.split_off(buf.len() - keep);
+        let line = NewLine { continued, ..NewLine::new(stream, String::from_utf8_lossy(&buf)) };
+        if tx.send(line).await.is_err() {
+            return;
+        }
+        continued = !ended && !at_eof;
+        buf = rest;
+        if at_eof {
+            return;
         }
     }
 }
 
-/// Cuts `text` into pieces of at most [`MAX_LINE`] bytes on character
-/// boundaries.
-pub fn split_long(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while rest.len() > MAX_LINE {
-        let mut cut = MAX_LINE;
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let (head, tail) = rest.split_at(cut);
-        parts.push(head);
-        rest = tail;
+/// How many bytes at the end of `bytes` start a UTF-8 character that is
+/// not complete yet.
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Err(e) if e.error_len().is_none() => bytes.len() - e.valid_up_to(),
+        _ => 0,
     }
-    parts.push(rest);
-    parts
 }
 
 /// Runs `command` to completion with its output pumped to `target`;
@@ -180,13 +180,22 @@ pub async fn run_to_end(
 mod tests {
     use super::*;
 
-    #[test]
-    fn long_lines_are_split_not_truncated() {
-        let text = "é".repeat(MAX_LINE);
-        let parts = split_long(&text);
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts.concat(), text);
-        assert!(parts.iter().all(|p| p.len() <= MAX_LINE));
-        assert_eq!(split_long("short"), ["short"]);
+    #[tokio::test]
+    async fn long_output_lines_arrive_in_pieces_that_rejoin() {
+        let long = "é".repeat(MAX_LINE / 2 + 10);
+        let input = format!("a\n{long}\nlast");
+        let (tx, mut rx) = mpsc::channel(16);
+        read_lines(input.as_bytes(), LogStream::Stdout, tx).await;
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        let texts: Vec<(&str, bool)> = lines.iter().map(|l| (l.text.as_str(), l.continued)).collect();
+        assert_eq!(texts.len(), 4);
+        assert_eq!(texts[0], ("a", false));
+        assert!(!texts[1].1 && texts[2].1, "the second piece continues the first");
+        assert_eq!(format!("{}{}", texts[1].0, texts[2].0), long);
+        assert!(lines.iter().all(|l| l.text.len() <= MAX_LINE));
+        assert_eq!(texts[3], ("last", false));
     }
 }

@@ -1,12 +1,15 @@
 //! `LogLine`, its filter and connection, and `LogBatch` for subscriptions.
 
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::enums::LogStream;
 use super::instance::{InstanceNode, visible_instance};
-use crate::domain;
-use crate::graphql::scope::{datetime, scope};
+use crate::domain::{self, DomainError};
+use crate::graphql::connection::{connection, page_args};
+use crate::graphql::error::gql;
+use crate::graphql::scope::{datetime, millis, parse_id, scope};
+use crate::store::logs::{self, Log};
 
 /// A log line as a GraphQL object.
 pub struct LogLineNode(pub domain::LogLine);
@@ -39,6 +42,13 @@ impl LogLineNode {
         &self.0.text
     }
 
+    /// Whether this line carries the rest of the line before it: a line
+    /// longer than 64 KiB is stored in pieces, and joining each piece to
+    /// the one before it (without a line break) gives the original text.
+    async fn continues_previous(&self) -> bool {
+        self.0.continued
+    }
+
     /// The instance that printed it; null for lines of commands and of
     /// opsgraph itself, and once the instance is gone.
     async fn instance(&self, ctx: &Context<'_>) -> Result<Option<InstanceNode>> {
@@ -56,15 +66,60 @@ pub struct LogFilterInput {
     pub streams: Option<Vec<LogStream>>,
     /// Only lines containing this text (case-sensitive).
     pub contains: Option<String>,
+    /// Only lines printed by this instance (in a service's log).
+    pub instance_id: Option<ID>,
+    /// Only lines stored at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only lines stored before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
-impl From<LogFilterInput> for domain::LogFilter {
-    fn from(input: LogFilterInput) -> Self {
-        Self {
-            streams: input.streams.unwrap_or_default().into_iter().map(Into::into).collect(),
-            contains: input.contains.filter(|c| !c.is_empty()),
+impl LogFilterInput {
+    fn validate(self) -> Result<domain::LogFilter> {
+        let (since, until) = (self.since.map(millis), self.until.map(millis));
+        if let (Some(since), Some(until)) = (since, until)
+            && since >= until
+        {
+            return Err(gql(DomainError::bad_input("until", "must be later than `since`")));
         }
+        Ok(domain::LogFilter {
+            streams: self.streams.unwrap_or_default().into_iter().map(Into::into).collect(),
+            contains: self.contains.filter(|c| !c.is_empty()),
+            instance: self.instance_id.as_ref().map(parse_id).transpose()?,
+            since,
+            until,
+        })
     }
+}
+
+/// A page of `log` for a `logs(...)` connection field. A cursor whose
+/// following lines were deleted by retention gets `CURSOR_EXPIRED`.
+pub async fn log_page(
+    ctx: &Context<'_>,
+    log: Log,
+    (first, after, last, before): (Option<i32>, Option<String>, Option<i32>, Option<String>),
+    filter: Option<LogFilterInput>,
+) -> Result<LogLineConnection> {
+    let args = page_args(first, after, last, before)?;
+    let filter = filter.unwrap_or_default().validate()?;
+    let page = scope(ctx)?
+        .read(move |r, _| {
+            if let Some(after) = args.after {
+                logs::check_cursor(r, log, after)?;
+            }
+            logs::page(r, log, &filter, &args)
+        })
+        .await?;
+    Ok(connection(page, LogLineNode))
+}
+
+/// What `appendLogs` answers.
+#[derive(SimpleObject)]
+pub struct AppendLogsPayload {
+    /// The `seq` of the first line stored by this call.
+    pub first_seq: u64,
+    /// The `seq` of the last line stored by this call.
+    pub last_seq: u64,
 }
 
 /// Lines sent together by a log subscription.

@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 
 use super::enums::{OperationStatus, OperationType, RollbackOutcome, TriggerSource};
 use super::environment::EnvironmentNode;
-use super::log_line::{LogFilterInput, LogLineConnection, LogLineNode};
+use super::log_line::{LogFilterInput, LogLineConnection, log_page};
 use super::redeploy::{RedeployRefusal, service_live};
 use super::service::ServiceNode;
 use super::step::StepObject;
 use super::trigger::TriggerObject;
 use crate::domain::{self, DomainError};
-use crate::graphql::connection::{connection, page_args};
 use crate::graphql::scope::{Scope, datetime, id, millis, scope};
+use crate::store::logs::Log;
 use crate::store::{operations, resources};
 
 /// An operation as a GraphQL object.
@@ -139,11 +139,7 @@ impl OperationNode {
         #[graphql(desc = "Cursor (the `seq`) of the line the page ends before.")] before: Option<String>,
         #[graphql(desc = "Only the lines that match.")] filter: Option<LogFilterInput>,
     ) -> Result<LogLineConnection> {
-        let args = page_args(first, after, last, before)?;
-        let filter = domain::LogFilter::from(filter.unwrap_or_default());
-        let op = self.0.id;
-        let page = scope(ctx)?.read(move |r, _| operations::logs_page(r, op, &filter, &args)).await?;
-        Ok(connection(page, LogLineNode))
+        log_page(ctx, Log::Operation(self.0.id), (first, after, last, before), filter).await
     }
 
     /// Whether "redeploy this commit" is offered: a `DEPLOY` or `REDEPLOY`

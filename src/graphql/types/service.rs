@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use super::enums::{OperationStatus, ServiceKind};
 use super::environment::EnvironmentNode;
 use super::instance::InstanceNode;
+use super::log_line::{LogFilterInput, LogLineConnection, log_page};
 use super::operation::{OperationConnection, OperationNode};
 use super::running_status::{self, RunningStatus};
 use crate::domain::{self, OperationFilter};
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::scope::{datetime, id, scope};
+use crate::store::logs::Log;
 use crate::store::{operations, resources};
 
 /// A service as a GraphQL object.
@@ -60,6 +62,21 @@ impl ServiceNode {
         let svc = self.0.id;
         let instances = scope(ctx)?.read(move |r, _| resources::instances_of(r, svc)).await?;
         Ok(instances.into_iter().map(InstanceNode).collect())
+    }
+
+    /// Its runtime log: what its instances print, one stream across them
+    /// (each line with its instance), in order. Operations' own output
+    /// (builds, releases) is in the operations' logs.
+    async fn logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` lines after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor (the `seq`) of the line the page starts after.")] after: Option<String>,
+        #[graphql(desc = "The last `last` lines before `before` (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Cursor (the `seq`) of the line the page ends before.")] before: Option<String>,
+        #[graphql(desc = "Only the lines that match.")] filter: Option<LogFilterInput>,
+    ) -> Result<LogLineConnection> {
+        log_page(ctx, Log::Service(self.0.id), (first, after, last, before), filter).await
     }
 
     /// The running status of its instances.
