@@ -22,10 +22,16 @@
 use std::future::Future;
 
 use futures_util::stream::{self, Stream};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 
 use crate::domain::DomainError;
 use crate::store::Event;
+
+/// Most items one live batch gathers from events already waiting.
+const MAX_GATHER: usize = 1_000;
 
 /// One read from storage after the position.
 pub struct Chunk<T> {
@@ -127,11 +133,7 @@ where
                     let lag = chunk.head.saturating_sub(self.last);
                     if self.went_live && lag > self.max_lag {
                         self.mode = Mode::Done;
-                        return Some(Err(DomainError::SlowConsumer(format!(
-                            "{lag} items behind the feed (at most {} allowed): subscribe again with \
-                             the last cursor received",
-                            self.max_lag
-                        ))));
+                        return Some(Err(slow_consumer(lag, self.max_lag)));
                     }
                     if chunk.drained {
                         self.mode = if chunk.finished { Mode::Done } else { Mode::Live };
@@ -147,7 +149,11 @@ where
                         Live::Ignore => {}
                         Live::Wake => self.mode = Mode::Read,
                         Live::Items(items) => {
-                            let items = self.fresh(items);
+                            if let Some(slow) = self.too_far_behind(&items) {
+                                return Some(Err(slow));
+                            }
+                            let mut items = self.fresh(items);
+                            self.gather(&mut items);
                             if !items.is_empty() {
                                 return Some(Ok(items));
                             }
@@ -158,6 +164,42 @@ where
                 },
             }
         }
+    }
+
+    /// Adds the items of the events that are already waiting to `items`, so
+    /// a burst of small commits goes out as one batch; stops at an event
+    /// that needs a read from storage.
+    fn gather(&mut self, items: &mut Vec<T>) {
+        while items.len() < MAX_GATHER {
+            match self.events.try_recv() {
+                Ok(event) => match (self.classify)(&event, self.last) {
+                    Live::Ignore => {}
+                    Live::Wake => {
+                        self.mode = Mode::Read;
+                        return;
+                    }
+                    Live::Items(more) => items.extend(self.fresh(more)),
+                },
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Lagged(_)) | Err(TryRecvError::Closed) => {
+                    // Lagged: catch up from storage. Closed: the next
+                    // `recv` ends the feed.
+                    self.mode = Mode::Read;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `SLOW_CONSUMER` when live `items` show the feed is more than
+    /// `max_lag` positions ahead of what was sent; ends the feed.
+    fn too_far_behind(&mut self, items: &[T]) -> Option<DomainError> {
+        let head = items.last().map(self.position)?;
+        let lag = head.saturating_sub(self.last);
+        (lag > self.max_lag).then(|| {
+            self.mode = Mode::Done;
+            slow_consumer(lag, self.max_lag)
+        })
     }
 
     /// The items after the position; moves the position to the last one.
@@ -171,6 +213,13 @@ where
     }
 }
 
+fn slow_consumer(lag: u64, max_lag: u64) -> DomainError {
+    DomainError::SlowConsumer(format!(
+        "{lag} items behind the feed (at most {max_lag} allowed): subscribe again after the last \
+         cursor received"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -179,6 +228,7 @@ mod tests {
 
     use super::*;
     use crate::domain::ServiceId;
+    use crate::store::logs::Log;
 
     /// A stored log of numbers, read in pages of two.
     fn feed(
@@ -198,14 +248,14 @@ mod tests {
             }
         };
         let classify = |event: &Event, last: u64| match event {
-            Event::ServiceLog { last_seq, .. } if *last_seq > last => Live::Wake,
+            Event::Log { last_seq, .. } if *last_seq > last => Live::Wake,
             _ => Live::Ignore,
         };
         replay_then_live(events, after, max_lag, read, classify, |n| *n)
     }
 
     fn wake(n: u64) -> Event {
-        Event::ServiceLog { service_id: ServiceId(1), last_seq: n }
+        Event::Log { log: Log::Service(ServiceId(1)), last_seq: n, lines: None }
     }
 
     #[tokio::test]
@@ -267,20 +317,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn events_that_carry_items_are_sent_once() {
+    async fn events_that_carry_items_are_sent_once_and_waiting_ones_go_together() {
         let (tx, rx) = broadcast::channel(8);
         let read = |_after: u64| async {
             Ok(Chunk { items: Vec::<u64>::new(), drained: true, finished: false, head: 0 })
         };
         let classify = |event: &Event, _: u64| match event {
-            Event::ServiceLog { last_seq, .. } => Live::Items(vec![*last_seq]),
+            Event::Log { last_seq, .. } => Live::Items(vec![*last_seq]),
             _ => Live::Ignore,
         };
         let mut s = Box::pin(replay_then_live(rx, 3, 100, read, classify, |n| *n));
         for n in [2, 3, 4, 4, 5] {
             tx.send(wake(n)).unwrap();
         }
-        assert_eq!(s.next().await.unwrap().unwrap(), [4]);
-        assert_eq!(s.next().await.unwrap().unwrap(), [5]);
+        assert_eq!(s.next().await.unwrap().unwrap(), [4, 5]);
+        tx.send(wake(5)).unwrap();
+        tx.send(wake(6)).unwrap();
+        assert_eq!(s.next().await.unwrap().unwrap(), [6]);
     }
 }

@@ -132,20 +132,13 @@ fn log_feed(s: &Scope<'_>, log: Log, after: u64) -> impl Stream<Item = Result<Lo
                 .await
         }
     };
-    let classify = move |event: &Event, last| match (event, log) {
-        (Event::OperationLog { operation_id, last_seq }, Log::Operation(op))
-            if *operation_id == op && *last_seq > last =>
-        {
-            Live::Wake
-        }
-        (Event::ServiceLog { service_id, last_seq }, Log::Service(svc))
-            if *service_id == svc && *last_seq > last =>
-        {
-            Live::Wake
-        }
-        (Event::Operation(e), Log::Operation(op)) if e.operation_id == op && e.status.is_final() => {
-            Live::Wake
-        }
+    let classify = move |event: &Event, last: u64| match event {
+        Event::Log { log: of, last_seq, lines } if *of == log && *last_seq > last => match lines {
+            // The event's lines follow on from what was sent: no gap.
+            Some(lines) if lines.first().is_some_and(|l| l.seq <= last + 1) => Live::Items(lines.to_vec()),
+            _ => Live::Wake,
+        },
+        Event::Operation(e) if Log::Operation(e.operation_id) == log && e.status.is_final() => Live::Wake,
         _ => Live::Ignore,
     };
     let max_lag = s.app.limits.slow_consumer_lag;

@@ -3,7 +3,12 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::domain::{EnvironmentId, Millis, OperationId, OperationStatus, ServiceId, StepKind, StepStatus};
+use std::sync::Arc;
+
+use super::logs::Log;
+use crate::domain::{
+    EnvironmentId, LogLine, Millis, OperationId, OperationStatus, ServiceId, StepKind, StepStatus,
+};
 
 /// What happened to an operation: a row of the `operationEvents` feed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,15 +39,12 @@ pub enum OperationEventKind {
 #[derive(Debug, Clone)]
 pub enum Event {
     Operation(OperationEvent),
-    /// Lines up to `last_seq` of an operation's log are stored.
-    OperationLog {
-        operation_id: OperationId,
+    /// Lines up to `last_seq` of a log are stored. A small batch carries
+    /// its lines, so live subscribers need not read them back from storage.
+    Log {
+        log: Log,
         last_seq: u64,
-    },
-    /// Lines up to `last_seq` of a service's log are stored.
-    ServiceLog {
-        service_id: ServiceId,
-        last_seq: u64,
+        lines: Option<Arc<[LogLine]>>,
     },
     /// An instance of the service changed status.
     Instance {
@@ -59,8 +61,10 @@ pub struct EventBus {
 
 impl EventBus {
     /// Enough room for bursts of log batches between two polls of a slow
-    /// subscriber; past it the subscriber re-reads from storage.
-    const CAPACITY: usize = 16_384;
+    /// subscriber; past it the subscriber re-reads from storage. With the
+    /// lines a log event may carry (see `logs::LIVE_BYTES`), this bounds
+    /// the memory of the ring.
+    const CAPACITY: usize = 4_096;
 
     pub fn new() -> Self {
         Self { sender: broadcast::channel(Self::CAPACITY).0 }

@@ -6,6 +6,7 @@
 //! by a binary search over `seq`.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use redb::TableDefinition;
 
@@ -46,14 +47,11 @@ impl Log {
             Self::Service(svc) => svc.0,
         }
     }
-
-    fn stored_up_to(self, last_seq: u64) -> Event {
-        match self {
-            Self::Operation(operation_id) => Event::OperationLog { operation_id, last_seq },
-            Self::Service(service_id) => Event::ServiceLog { service_id, last_seq },
-        }
-    }
 }
+
+/// Most text a log event carries to live subscribers; a larger batch only
+/// says it is stored, and subscribers read it back.
+pub const LIVE_BYTES: usize = 32 * 1024;
 
 /// Appends `lines` with the next sequence numbers and returns the last
 /// one. Lines longer than [`MAX_LINE`](crate::domain::log::MAX_LINE) are
@@ -79,7 +77,9 @@ pub fn append(tx: &mut Tx<'_>, log: Log, lines: &[NewLine]) -> Result<u64> {
         }
     }
     tx.put_rows(table, owner, stored.iter().map(|l| (l.seq, l)))?;
-    tx.emit(log.stored_up_to(seq));
+    let bytes: usize = stored.iter().map(|l| l.text.len()).sum();
+    let lines = (bytes <= LIVE_BYTES).then(|| Arc::from(stored));
+    tx.emit(Event::Log { log, last_seq: seq, lines });
     Ok(seq)
 }
 
