@@ -15,7 +15,7 @@ use crate::domain::{Member, Principal};
 use crate::engine::{Engine, LocalExecutor};
 use crate::graphql::{GraphqlContext, build_schema};
 use crate::http::{self, AppState};
-use crate::store::{Store, resources};
+use crate::store::{Store, resources, retention};
 
 /// Name of the organization a new database starts with.
 const FIRST_ORGANIZATION: &str = "default";
@@ -30,6 +30,8 @@ pub struct Application {
     tasks: TaskTracker,
     ready: watch::Sender<bool>,
     grace: Duration,
+    /// Time between two passes of log retention.
+    retention_every: Duration,
 }
 
 impl Application {
@@ -65,6 +67,7 @@ impl Application {
             tasks,
             ready,
             grace: Duration::from_millis(args.shutdown_grace_ms),
+            retention_every: Duration::from_secs(args.retention_interval_secs.max(1)),
         })
     }
 
@@ -93,13 +96,14 @@ impl Application {
     /// are (start-up recovery ends them next time), every instance process
     /// is stopped, and the database file is closed before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, engine, executor, shutdown, tasks, ready, grace } = self;
+        let Self { listener, state, engine, executor, shutdown, tasks, ready, grace, retention_every } = self;
         let router = http::router(state);
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
         });
         engine.recover().await.context("start-up recovery")?;
+        tasks.spawn(retain_logs(engine.store().clone(), retention_every, shutdown.clone()));
         ready.send_replace(true);
         tracing::info!("ready");
         server.await.context("the HTTP server task failed")?.context("serving HTTP")?;
@@ -121,5 +125,28 @@ impl Application {
             tracing::warn!("the database is still in use; it closes when the process exits");
         }
         Ok(())
+    }
+}
+
+/// Runs a pass of log retention every `every` until shutdown.
+async fn retain_logs(store: Store, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        // A pass stopped by shutdown leaves nothing half-done: each of its
+        // transactions is complete on its own.
+        let pass = tokio::select! {
+            pass = retention::expire_logs(&store, crate::domain::now_millis()) => pass,
+            () = shutdown.cancelled() => return,
+        };
+        match pass {
+            Ok(0) => {}
+            Ok(lines) => tracing::info!(lines, "log retention deleted expired lines"),
+            Err(error) => tracing::error!(%error, "a log retention pass failed"),
+        }
     }
 }

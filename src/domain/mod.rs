@@ -20,8 +20,8 @@ pub use operation::{
     StepStatus, Trigger, TriggerKind, TriggerSource,
 };
 pub use resource::{
-    Environment, HealthCheck, Member, Name, Organization, Principal, Service, ServiceKind, ServicePatch,
-    ServiceSpec,
+    Environment, EnvironmentPatch, HealthCheck, Member, Name, Organization, Principal, Service, ServiceKind,
+    ServicePatch, ServiceSpec,
 };
 pub use running::RunningStatusValue;
 pub use status::OperationStatus;

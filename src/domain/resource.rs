@@ -71,6 +71,43 @@ pub struct Environment {
     pub organization_id: OrganizationId,
     pub name: Name,
     pub created_at: Millis,
+    /// Days the logs of its operations and services are kept.
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: u32,
+}
+
+impl Environment {
+    /// Lines stored before this time are past retention at `now`.
+    pub fn log_cutoff(&self, now: Millis) -> Millis {
+        now.saturating_sub(i64::from(self.log_retention_days) * DAY_MS)
+    }
+}
+
+/// What `updateEnvironment` changes; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentPatch {
+    pub name: Option<Name>,
+    pub log_retention_days: Option<u32>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+/// Log retention of an environment unless set otherwise.
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
+/// Longest log retention: ten years.
+pub const MAX_LOG_RETENTION_DAYS: u32 = 3_650;
+
+fn default_log_retention_days() -> u32 {
+    DEFAULT_LOG_RETENTION_DAYS
+}
+
+/// Checks a log retention period in days given by a client.
+pub fn parse_log_retention_days(raw: i64) -> Result<u32, DomainError> {
+    u32::try_from(raw).ok().filter(|d| (1..=MAX_LOG_RETENTION_DAYS).contains(d)).ok_or_else(|| {
+        DomainError::bad_input(
+            "logRetentionDays",
+            format!("must be between 1 and {MAX_LOG_RETENTION_DAYS} days, got {raw}"),
+        )
+    })
 }
 
 /// What a service is.

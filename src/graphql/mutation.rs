@@ -32,25 +32,22 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The environment to create.")] input: CreateEnvironmentInput,
     ) -> Result<EnvironmentNode> {
-        let name = input.name().gql()?;
+        let (name, days) = input.validate().gql()?;
         let s = scope(ctx)?;
-        let env = s.write(move |tx, org| resources::create_environment(tx, org, name.clone())).await?;
+        let env = s.write(move |tx, org| resources::create_environment(tx, org, name.clone(), days)).await?;
         Ok(EnvironmentNode(env))
     }
 
-    /// Renames an environment. Its operations keep the environment name
-    /// they were queued with.
+    /// Renames an environment or changes its log retention. Its operations
+    /// keep the environment name they were queued with.
     async fn update_environment(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The changes; omitted fields keep their values.")] input: UpdateEnvironmentInput,
     ) -> Result<EnvironmentNode> {
-        let update = input.validate().gql()?;
-        let env = scope(ctx)?
-            .write(move |tx, org| {
-                resources::update_environment(tx, org, update.environment_id, update.name.as_ref())
-            })
-            .await?;
+        let (id, patch) = input.validate().gql()?;
+        let env =
+            scope(ctx)?.write(move |tx, org| resources::update_environment(tx, org, id, &patch)).await?;
         Ok(EnvironmentNode(env))
     }
 
@@ -184,14 +181,15 @@ impl Mutation {
         #[graphql(desc = "The operation whose log the lines extend.")] operation_id: ID,
         #[graphql(desc = "The lines, in order.")] lines: Vec<String>,
         #[graphql(
-            desc = "The stream of every line: `STDOUT` or `STDERR`.",
-            default_with = "LogStream::Stdout"
+            desc = "The stream of every line: `STDOUT` (also when null) or `STDERR`.",
+            default_with = "Some(LogStream::Stdout)"
         )]
-        stream: LogStream,
+        stream: Option<LogStream>,
     ) -> Result<AppendLogsPayload> {
         let s = scope(ctx)?;
         let op: OperationId = parse_id(&operation_id)?;
-        let lines = client_lines(lines, stream.into(), s.app.limits.max_append_lines).gql()?;
+        let stream = stream.unwrap_or(LogStream::Stdout).into();
+        let lines = client_lines(lines, stream, s.app.limits.max_append_lines).gql()?;
         let (org, weight) = (s.org(), lines.len());
         let (first_seq, last_seq) = s
             .store()

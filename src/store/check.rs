@@ -86,7 +86,7 @@ mod tests {
         let env = store
             .write(|tx| {
                 let org = resources::ensure_first_organization(tx, "default")?;
-                resources::create_environment(tx, org.id, Name::parse("name", "prod")?)
+                resources::create_environment(tx, org.id, Name::parse("name", "prod")?, 30)
             })
             .await
             .unwrap();

@@ -15,6 +15,7 @@ mod migrations;
 pub mod operations;
 pub mod paging;
 pub mod resources;
+pub mod retention;
 pub mod tables;
 mod writer;
 

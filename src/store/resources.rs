@@ -7,8 +7,8 @@ use super::events::Event;
 use super::paging::{Page, PageArgs, paginate};
 use super::tables::*;
 use crate::domain::{
-    DomainError, Environment, EnvironmentId, Instance, InstanceId, Name, Organization, OrganizationId,
-    Service, ServiceId, ServiceKind, ServicePatch, ServiceSpec, now_millis,
+    DomainError, Environment, EnvironmentId, EnvironmentPatch, Instance, InstanceId, Name, Organization,
+    OrganizationId, Service, ServiceId, ServiceKind, ServicePatch, ServiceSpec, now_millis,
 };
 
 /// The organization with id 1, created on first start.
@@ -49,10 +49,15 @@ fn check_environment_name(
     Ok(())
 }
 
-pub fn create_environment(tx: &mut Tx<'_>, org: OrganizationId, name: Name) -> Result<Environment> {
+pub fn create_environment(
+    tx: &mut Tx<'_>,
+    org: OrganizationId,
+    name: Name,
+    log_retention_days: u32,
+) -> Result<Environment> {
     check_environment_name(tx.reader(), org, &name, None)?;
     let id = EnvironmentId(tx.next_id("environment")?);
-    let env = Environment { id, organization_id: org, name, created_at: now_millis() };
+    let env = Environment { id, organization_id: org, name, created_at: now_millis(), log_retention_days };
     tx.put(ENVIRONMENTS, id.0, &env)?;
     tx.index(ENVIRONMENTS_BY_ORG, (org.0, id.0))?;
     Ok(env)
@@ -66,8 +71,8 @@ pub fn environment(r: Reader<'_>, org: OrganizationId, id: EnvironmentId) -> Res
         .ok_or_else(|| DomainError::not_found("Environment", id))
 }
 
-/// Renames an environment of `org` (`None` keeps its name). The name must
-/// stay unique within the organization (`CONFLICT`); another
+/// Renames an environment of `org` or changes its log retention. The name
+/// must stay unique within the organization (`CONFLICT`); another
 /// organization's environment is `NOT_FOUND`. Operations keep the
 /// environment name they were queued with, so nothing else is rewritten;
 /// the indexes hold ids only, so none changes.
@@ -75,17 +80,19 @@ pub fn update_environment(
     tx: &mut Tx<'_>,
     org: OrganizationId,
     id: EnvironmentId,
-    name: Option<&Name>,
+    patch: &EnvironmentPatch,
 ) -> Result<Environment> {
     let r = tx.reader();
     let mut env = environment(r, org, id)?;
-    let Some(name) = name else { return Ok(env) };
-    if &env.name == name {
-        return Ok(env);
+    let before = (env.name.clone(), env.log_retention_days);
+    if let Some(name) = patch.name.as_ref().filter(|n| **n != env.name) {
+        check_environment_name(r, org, name, Some(id))?;
+        env.name = name.clone();
     }
-    check_environment_name(r, org, name, Some(id))?;
-    env.name = name.clone();
-    tx.put(ENVIRONMENTS, id.0, &env)?;
+    env.log_retention_days = patch.log_retention_days.unwrap_or(env.log_retention_days);
+    if (env.name.clone(), env.log_retention_days) != before {
+        tx.put(ENVIRONMENTS, id.0, &env)?;
+    }
     Ok(env)
 }
 

@@ -36,9 +36,22 @@ impl TestApp {
 
     /// A server over the database in `dir` (to restart on the same file).
     pub async fn spawn_in(dir: std::sync::Arc<tempfile::TempDir>) -> Self {
+        Self::spawn_with(dir, |_| {}).await
+    }
+
+    /// A server over a new database with settings changed by `configure`.
+    pub async fn spawn_configured(configure: impl FnOnce(&mut ServeArgs)) -> Self {
+        Self::spawn_with(std::sync::Arc::new(tempfile::tempdir().expect("temp dir")), configure).await
+    }
+
+    async fn spawn_with(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        configure: impl FnOnce(&mut ServeArgs),
+    ) -> Self {
         let db = dir.path().join("opsgraph.redb");
         let mut args = ServeArgs::new(db, "127.0.0.1:0".parse().unwrap());
         args.shutdown_grace_ms = 2_000;
+        configure(&mut args);
         let app = Application::build(args).await.expect("build the app");
         let port = app.port();
         let store = Some(app.store());
@@ -55,6 +68,12 @@ impl TestApp {
             store,
             dir,
         }
+    }
+
+    /// The server's store, for what a test drives directly (a retention
+    /// pass at a chosen time).
+    pub fn store(&self) -> opsgraph::store::Store {
+        self.store.clone().expect("the app is running")
     }
 
     /// Checks that every secondary index matches its rows, then shuts the
@@ -227,9 +246,23 @@ pub struct Subscription {
 
 impl Subscription {
     pub async fn open(port: u16, query: &str, variables: Value) -> Self {
+        Self::open_with_buffer(port, query, variables, None).await
+    }
+
+    /// A subscription whose socket buffers at most about `bytes` it has not
+    /// read (the kernel would otherwise grow the buffer to megabytes): a
+    /// client that stops reading is then felt by the server quickly.
+    pub async fn open_with_buffer(port: u16, query: &str, variables: Value, bytes: Option<u32>) -> Self {
         let mut request = format!("ws://127.0.0.1:{port}/graphql").into_client_request().unwrap();
         request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(bytes) = bytes {
+            tcp.set_recv_buffer_size(bytes).unwrap();
+        }
+        let stream = tcp.connect(([127, 0, 0, 1], port).into()).await.expect("connects");
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (mut socket, _) =
+            tokio_tungstenite::client_async(request, stream).await.expect("websocket connects");
         socket
             .send(Message::text(json!({ "type": "connection_init", "payload": {} }).to_string()))
             .await
@@ -245,6 +278,15 @@ impl Subscription {
     /// The next `data` of the subscription; `None` once it completed.
     /// Panics on an error message.
     pub async fn next(&mut self) -> Option<Value> {
+        match self.next_result().await? {
+            Ok(data) => Some(data),
+            Err(errors) => panic!("subscription error: {errors}"),
+        }
+    }
+
+    /// The next `data`, or the `errors` of a result that carries them;
+    /// `None` once the subscription completed.
+    pub async fn next_result(&mut self) -> Option<Result<Value, Value>> {
         loop {
             let message = tokio::time::timeout(PATIENCE, next_json(&mut self.socket))
                 .await
@@ -252,8 +294,10 @@ impl Subscription {
             match message["type"].as_str() {
                 Some("next") => {
                     let payload = &message["payload"];
-                    assert!(payload.get("errors").is_none(), "subscription error: {payload}");
-                    return Some(payload["data"].clone());
+                    if let Some(errors) = payload.get("errors") {
+                        return Some(Err(errors.clone()));
+                    }
+                    return Some(Ok(payload["data"].clone()));
                 }
                 Some("complete") => return None,
                 Some("ping") => {

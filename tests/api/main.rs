@@ -4,6 +4,7 @@ mod contracts;
 mod deploys;
 mod errors;
 mod helpers;
+mod logs;
 mod queue;
 mod recovery;
 mod resources;

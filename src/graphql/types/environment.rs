@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use super::enums::OperationStatus;
 use super::running_status::{self, RunningStatus};
 use super::service::{ServiceConnection, ServiceNode};
-use crate::domain::{self, DomainError, EnvironmentId, Name};
+use crate::domain::resource::parse_log_retention_days;
+use crate::domain::{self, DomainError, EnvironmentId, EnvironmentPatch, Name};
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::scope::{datetime, id, scope};
 use crate::store::{operations, resources};
@@ -34,6 +35,12 @@ impl EnvironmentNode {
     /// When the environment was created.
     async fn created_at(&self) -> DateTime<Utc> {
         datetime(self.0.created_at)
+    }
+
+    /// Days the logs of its operations and services are kept; older lines
+    /// are deleted, and a log cursor older than that gets `CURSOR_EXPIRED`.
+    async fn log_retention_days(&self) -> u32 {
+        self.0.log_retention_days
     }
 
     /// Its services, oldest first.
@@ -74,12 +81,15 @@ pub struct CreateEnvironmentInput {
     /// 1 to 63 letters, digits, `-`, `_` or `.`, starting with a letter or
     /// digit; unique within the organization.
     pub name: String,
+    /// Days its logs are kept, 1 to 3650.
+    #[graphql(default = 30)]
+    pub log_retention_days: i64,
 }
 
 impl CreateEnvironmentInput {
-    /// The validated name.
-    pub fn name(&self) -> Result<Name, DomainError> {
-        Name::parse("name", &self.name)
+    /// The validated name and log retention.
+    pub fn validate(&self) -> Result<(Name, u32), DomainError> {
+        Ok((Name::parse("name", &self.name)?, parse_log_retention_days(self.log_retention_days)?))
     }
 }
 
@@ -92,19 +102,17 @@ pub struct UpdateEnvironmentInput {
     /// letter or digit; unique within the organization. Operations already
     /// queued keep the name they were queued with.
     pub name: Option<String>,
-}
-
-/// A validated [`UpdateEnvironmentInput`].
-pub struct EnvironmentUpdate {
-    pub environment_id: EnvironmentId,
-    pub name: Option<Name>,
+    /// Days its logs are kept, 1 to 3650. Shortening it deletes the older
+    /// lines at the next retention pass.
+    pub log_retention_days: Option<i64>,
 }
 
 impl UpdateEnvironmentInput {
-    pub fn validate(&self) -> Result<EnvironmentUpdate, DomainError> {
-        Ok(EnvironmentUpdate {
-            environment_id: self.environment_id.parse()?,
+    pub fn validate(&self) -> Result<(EnvironmentId, EnvironmentPatch), DomainError> {
+        let patch = EnvironmentPatch {
             name: self.name.as_deref().map(|n| Name::parse("name", n)).transpose()?,
-        })
+            log_retention_days: self.log_retention_days.map(parse_log_retention_days).transpose()?,
+        };
+        Ok((self.environment_id.parse()?, patch))
     }
 }
