@@ -65,15 +65,23 @@ pub fn append(tx: &mut Tx<'_>, log: Log, lines: &[NewLine]) -> Result<u64> {
     // Never earlier than the line before, even if the clock stepped back.
     let at = now_millis().max(last_at);
     let mut stored = Vec::with_capacity(lines.len());
+    let mut push = |line: &NewLine| {
+        seq += 1;
+        let NewLine { stream, text, instance, continued } = line;
+        stored.push(LogLine {
+            seq,
+            at,
+            stream: *stream,
+            text: text.clone(),
+            instance: *instance,
+            continued: *continued,
+        });
+    };
     for line in lines {
-        let pieces = if line.text.len() > crate::domain::log::MAX_LINE {
-            line.clone().into_pieces()
+        if line.text.len() > crate::domain::log::MAX_LINE {
+            line.clone().into_pieces().iter().for_each(&mut push);
         } else {
-            vec![line.clone()]
-        };
-        for NewLine { stream, text, instance, continued } in pieces {
-            seq += 1;
-            stored.push(LogLine { seq, at, stream, text, instance, continued });
+            push(line);
         }
     }
     tx.put_rows(table, owner, stored.iter().map(|l| (l.seq, l)))?;
