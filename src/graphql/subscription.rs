@@ -11,9 +11,10 @@ use super::replay::{Chunk, Live, replay_then_live};
 use super::scope::{Scope, parse_id, scope};
 use super::types::log_line::LogBatch;
 use super::types::operation_event::OperationEventNode;
+use super::types::status_event::StatusEventNode;
 use crate::domain::{DomainError, EnvironmentId, LogLine, OperationId, ServiceId};
 use crate::store::logs::{self, Log};
-use crate::store::{Event, operations, resources};
+use crate::store::{Event, operations, resources, statuses};
 
 /// Events read from storage at a time.
 const EVENT_PAGE: usize = 500;
@@ -61,13 +62,45 @@ impl Subscription {
         };
         let max_lag = s.app.limits.slow_consumer_lag;
         let feed = replay_then_live(events, after, max_lag, read, classify, |e| e.seq);
-        Ok(feed.flat_map(|batch| {
-            let items: Vec<Result<OperationEventNode>> = match batch {
-                Ok(events) => events.into_iter().map(|e| Ok(OperationEventNode(e))).collect(),
-                Err(e) => vec![Err(gql(e))],
-            };
-            stream::iter(items)
-        }))
+        Ok(one_by_one(feed, OperationEventNode))
+    }
+
+    /// Every change of a running status (of an instance, a service or the
+    /// environment) or a deployment status (of a service or the
+    /// environment) in an environment, in order. Replays the stored changes
+    /// after `after`, then follows live; never completes.
+    async fn status_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to watch.")] environment_id: ID,
+        #[graphql(desc = "Resume after the change with this cursor; omitted: from the start of the feed.")]
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<StatusEventNode>> + use<>> {
+        let s = scope(ctx)?;
+        let env: EnvironmentId = parse_id(&environment_id)?;
+        let after = event_cursor(after.as_deref()).map_err(gql)?;
+        s.read(move |r, org| resources::environment(r, org, env)).await?;
+        let store = s.store().clone();
+        let events = store.events().subscribe();
+        let read = move |after| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |r| {
+                        let items = statuses::events_after(r, env, after, EVENT_PAGE)?;
+                        let head = statuses::last_event(r, env)?;
+                        Ok(Chunk { drained: items.len() < EVENT_PAGE, items, finished: false, head })
+                    })
+                    .await
+            }
+        };
+        let classify = move |event: &Event, _| match event {
+            Event::Status(e) if e.environment_id == env => Live::Items(vec![e.clone()]),
+            _ => Live::Ignore,
+        };
+        let max_lag = s.app.limits.slow_consumer_lag;
+        let feed = replay_then_live(events, after, max_lag, read, classify, |e| e.seq);
+        Ok(one_by_one(feed, StatusEventNode))
     }
 
     /// The log of an operation: replays the lines after `after`, then
@@ -148,6 +181,25 @@ fn log_feed(s: &Scope<'_>, log: Log, after: u64) -> impl Stream<Item = Result<Lo
             Ok(lines) => LogBatch::of(lines).map(Ok),
             Err(e) => Some(Err(gql(e))),
         }
+    })
+}
+
+/// A feed of event batches as a stream of single events (events are few;
+/// clients expect one message per event).
+fn one_by_one<T, N>(
+    feed: impl Stream<Item = Result<Vec<T>, DomainError>> + Send + 'static,
+    node: fn(T) -> N,
+) -> impl Stream<Item = Result<N>> + Send + 'static
+where
+    T: Send + 'static,
+    N: Send + 'static,
+{
+    feed.flat_map(move |batch| {
+        let items: Vec<Result<N>> = match batch {
+            Ok(events) => events.into_iter().map(|e| Ok(node(e))).collect(),
+            Err(e) => vec![Err(gql(e))],
+        };
+        stream::iter(items)
     })
 }
 

@@ -46,6 +46,8 @@ pub enum Event {
         last_seq: u64,
         lines: Option<Arc<[LogLine]>>,
     },
+    /// A running or deployment status changed.
+    Status(super::statuses::StatusEvent),
     /// An instance of the service changed status.
     Instance {
         service_id: ServiceId,

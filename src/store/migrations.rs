@@ -14,7 +14,7 @@ const VERSION_KEY: &str = "schema_version";
 type Migration = fn(&WriteTransaction) -> Result<(), redb::TableError>;
 
 /// Migration `n` brings a file from version `n - 1` to `n`.
-const MIGRATIONS: [Migration; 2] = [create_tables_v1, create_log_retention_tables];
+const MIGRATIONS: [Migration; 2] = [create_tables_v1, create_tables_v2];
 
 /// Brings `db` to [`SCHEMA_VERSION`], or refuses a file written by a newer
 /// build with a message that says what to do.
@@ -80,11 +80,12 @@ fn create_tables_v1(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     Ok(())
 }
 
-/// Version 2: where retention has deleted logs up to.
-fn create_log_retention_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+/// Version 2: where retention has deleted logs up to, and the status feed.
+fn create_tables_v2(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     for def in [OPERATION_LOG_FLOORS, SERVICE_LOG_FLOORS, LOG_RETENTION_MARKS] {
         txn.open_table(def)?;
     }
+    txn.open_table(STATUS_EVENTS)?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod operations;
 pub mod paging;
 pub mod resources;
 pub mod retention;
+pub mod statuses;
 pub mod tables;
 mod writer;
 

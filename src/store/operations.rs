@@ -7,6 +7,7 @@ use super::events::{Event, OperationEvent, OperationEventKind};
 use super::logs::{self, Log};
 use super::paging::{Page, PageArgs, paginate};
 use super::resources::{environment, live_service};
+use super::statuses;
 use super::tables::*;
 use crate::domain::plan::plan;
 use crate::domain::{
@@ -253,6 +254,9 @@ fn record_event(
     };
     tx.put_row(OPERATION_EVENTS, (op.environment_id.0, seq), &event)?;
     tx.emit(Event::Operation(event));
+    if kind != OperationEventKind::StepChanged {
+        statuses::operation_changed(tx, op)?;
+    }
     Ok(())
 }
 

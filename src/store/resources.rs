@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use super::access::{Reader, Result, Tx};
 use super::events::Event;
 use super::paging::{Page, PageArgs, paginate};
+use super::statuses::Watch;
 use super::tables::*;
 use crate::domain::{
     DomainError, Environment, EnvironmentId, EnvironmentPatch, Instance, InstanceId, Name, Organization,
@@ -132,6 +133,7 @@ pub fn create_service(
             name.as_str()
         )));
     }
+    let watch = Watch::environment(r, env)?;
     let id = ServiceId(tx.next_id("service")?);
     let svc = Service {
         id,
@@ -146,6 +148,7 @@ pub fn create_service(
     };
     tx.put(SERVICES, id.0, &svc)?;
     tx.index(SERVICES_BY_ENVIRONMENT, (env.0, id.0))?;
+    watch.record(tx, None)?;
     Ok(svc)
 }
 
@@ -184,8 +187,12 @@ pub fn update_service(
 }
 
 /// Rewrites a service row as the engine changes it (commit, count, deletion).
+/// Stores a service; records the change of its environment's running
+/// status when it was deleted.
 pub fn put_service(tx: &mut Tx<'_>, svc: &Service) -> Result<()> {
-    tx.put(SERVICES, svc.id.0, svc)
+    let watch = Watch::environment(tx.reader(), svc.environment_id)?;
+    tx.put(SERVICES, svc.id.0, svc)?;
+    watch.record(tx, None)
 }
 
 /// The service, deleted or not, if it belongs to `org`.
@@ -231,18 +238,29 @@ pub fn services_of(r: Reader<'_>, env: EnvironmentId) -> Result<Vec<Service>> {
     Ok(page.items.into_iter().map(|(_, s)| s).collect())
 }
 
+/// Stores an instance; records the running statuses it changes.
 pub fn put_instance(tx: &mut Tx<'_>, inst: &Instance) -> Result<()> {
+    let watch = watch_instance(tx.reader(), inst)?;
     tx.put(INSTANCES, inst.id.0, inst)?;
     tx.index(INSTANCES_BY_SERVICE, (inst.service_id.0, inst.id.0))?;
     tx.emit(Event::Instance { service_id: inst.service_id });
-    Ok(())
+    watch.record(tx, Some(inst.status.running_value()))
 }
 
+/// Removes an instance (replaced and stopped); records the running statuses
+/// its going changes.
 pub fn remove_instance(tx: &mut Tx<'_>, inst: &Instance) -> Result<()> {
+    let watch = watch_instance(tx.reader(), inst)?;
     tx.delete(INSTANCES, inst.id.0)?;
     tx.unindex(INSTANCES_BY_SERVICE, (inst.service_id.0, inst.id.0))?;
     tx.emit(Event::Instance { service_id: inst.service_id });
-    Ok(())
+    watch.record(tx, None)
+}
+
+fn watch_instance(r: Reader<'_>, inst: &Instance) -> Result<Watch> {
+    let svc = service_by_id(r, inst.service_id)?;
+    let before = instance(r, inst.id)?.map(|i| i.status.running_value());
+    Watch::instance(r, &svc, inst.id, before)
 }
 
 pub fn new_instance_id(tx: &mut Tx<'_>) -> Result<InstanceId> {

@@ -108,3 +108,9 @@ pub const SERVICE_LOG_FLOORS: TableDefinition<u64, u64> = TableDefinition::new("
 /// final and its whole log deleted by retention: the next pass starts after
 /// it.
 pub const LOG_RETENTION_MARKS: TableDefinition<u64, u64> = TableDefinition::new("log_retention_marks_v1");
+
+/// Key: (EnvironmentId, status event seq) with one seq across all
+/// environments.
+/// Value: `store::statuses::StatusEvent`: the feed `statusChanges` resumes
+/// from.
+pub const STATUS_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("status_events_v1");

@@ -8,3 +8,4 @@ mod logs;
 mod queue;
 mod recovery;
 mod resources;
+mod statuses;

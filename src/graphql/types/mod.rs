@@ -12,6 +12,7 @@ pub mod redeploy;
 pub mod running_status;
 pub mod service;
 pub mod service_input;
+pub mod status_event;
 pub mod step;
 pub mod trigger;
 pub mod viewer;
