@@ -12,7 +12,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServeArgs;
 use crate::domain::{Member, Principal};
-use crate::engine::{Engine, LocalExecutor};
+use crate::engine::healing::Healing;
+use crate::engine::{Engine, LocalExecutor, monitor};
 use crate::graphql::{GraphqlContext, build_schema};
 use crate::http::{self, AppState};
 use crate::store::{Store, resources, retention};
@@ -49,7 +50,8 @@ impl Application {
         let mark = std::fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
         let executor =
             LocalExecutor::new(store.clone(), args.data_dir(), mark.display().to_string(), tasks.clone());
-        let engine = Engine::new(store.clone(), executor.clone(), shutdown.child_token());
+        let engine =
+            Engine::new(store.clone(), executor.clone(), shutdown.child_token(), args.recovery_concurrency);
         let limits = args.limits();
         let schema =
             build_schema(Some(GraphqlContext { store: store.clone(), engine: engine.clone(), limits }));
@@ -104,6 +106,8 @@ impl Application {
         });
         engine.recover().await.context("start-up recovery")?;
         tasks.spawn(retain_logs(engine.store().clone(), retention_every, shutdown.clone()));
+        tasks.spawn(monitor::run(engine.clone(), shutdown.clone()));
+        tasks.spawn(Healing::run(engine.clone(), shutdown.clone()));
         ready.send_replace(true);
         tracing::info!("ready");
         server.await.context("the HTTP server task failed")?.context("serving HTTP")?;

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// it is ended with SLOW_CONSUMER (it then resumes from its cursor).
     #[arg(long, env = "OPSGRAPH_SLOW_CONSUMER_LAG", default_value_t = crate::graphql::Limits::default().slow_consumer_lag)]
     pub slow_consumer_lag: u64,
+    /// Most platform redeploys (self-healing) in flight at once.
+    #[arg(long, env = "OPSGRAPH_RECOVERY_CONCURRENCY", default_value_t = 4)]
+    pub recovery_concurrency: usize,
     /// Seconds between two passes of log retention.
     #[arg(long, env = "OPSGRAPH_RETENTION_INTERVAL_SECS", default_value_t = 600)]
     pub retention_interval_secs: u64,
@@ -67,6 +70,7 @@ impl ServeArgs {
             max_append_lines: limits.max_append_lines,
             slow_consumer_lag: limits.slow_consumer_lag,
             retention_interval_secs: 600,
+            recovery_concurrency: 4,
         }
     }
 

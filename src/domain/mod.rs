@@ -5,6 +5,7 @@ pub mod error;
 pub mod ids;
 pub mod instance;
 pub mod log;
+pub mod monitor;
 pub mod operation;
 pub mod plan;
 pub mod resource;

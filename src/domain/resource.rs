@@ -152,6 +152,9 @@ pub struct ServiceSpec {
     pub instances: u32,
     /// Time between SIGTERM and SIGKILL when an instance is stopped.
     pub stop_grace_ms: u64,
+    /// How monitoring watches its running instances.
+    #[serde(default)]
+    pub monitoring: super::monitor::MonitorSpec,
 }
 
 impl Default for ServiceSpec {
@@ -164,6 +167,7 @@ impl Default for ServiceSpec {
             health_check: HealthCheck::default(),
             instances: 1,
             stop_grace_ms: 5_000,
+            monitoring: super::monitor::MonitorSpec::default(),
         }
     }
 }
@@ -235,6 +239,7 @@ pub struct ServicePatch {
     pub port: Option<Option<u16>>,
     pub health_check: Option<HealthCheck>,
     pub stop_grace_ms: Option<u64>,
+    pub monitoring: Option<super::monitor::MonitorSpec>,
 }
 
 impl ServicePatch {
@@ -257,6 +262,9 @@ impl ServicePatch {
         }
         if let Some(grace) = self.stop_grace_ms {
             spec.stop_grace_ms = grace;
+        }
+        if let Some(monitoring) = &self.monitoring {
+            spec.monitoring = monitoring.clone();
         }
     }
 }

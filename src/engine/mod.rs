@@ -4,7 +4,9 @@
 //!
 //! Imports `domain` and `store`; never the GraphQL or HTTP layers.
 
+pub mod healing;
 pub mod local;
+pub mod monitor;
 mod recovery;
 mod runner;
 
@@ -45,11 +47,19 @@ pub struct Engine {
     /// The queue workers; shutdown waits for them before it stops the
     /// instance processes.
     tasks: TaskTracker,
+    /// The recovery queue of platform redeploys.
+    pub healing: healing::Healing,
 }
 
 impl Engine {
-    pub fn new(store: Store, executor: Arc<LocalExecutor>, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        executor: Arc<LocalExecutor>,
+        shutdown: CancellationToken,
+        recovery_limit: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            healing: healing::Healing::new(recovery_limit),
             store,
             executor,
             workers: Mutex::default(),
@@ -87,10 +97,34 @@ impl Engine {
     /// a task of their own, so a client that goes away after the commit
     /// cannot leave the operation queued with nobody to run it.
     pub async fn submit(self: &Arc<Self>, principal: &Principal, new: NewOperation) -> Result<Operation> {
+        self.submit_with_lines(principal, new, Vec::new()).await
+    }
+
+    /// [`Engine::submit`], with `lines` written to the new operation's log
+    /// in the same transaction (why the platform queued it).
+    pub async fn submit_with_lines(
+        self: &Arc<Self>,
+        principal: &Principal,
+        new: NewOperation,
+        lines: Vec<NewLine>,
+    ) -> Result<Operation> {
+        if new.trigger.kind != crate::domain::TriggerKind::Platform {
+            // A person acts on the service: monitoring may try again.
+            self.healing.reset(new.service_id);
+        }
         let principal = principal.clone();
         let engine = self.clone();
         tokio::spawn(async move {
-            let op = engine.store.write(move |tx| operations::queue(tx, &principal, &new)).await?;
+            let op = engine
+                .store
+                .write(move |tx| {
+                    let op = operations::queue(tx, &principal, &new)?;
+                    if !lines.is_empty() {
+                        logs::append(tx, Log::Operation(op.id), &lines)?;
+                    }
+                    Ok(op)
+                })
+                .await?;
             engine.kick(op.service_id);
             Ok(op)
         })

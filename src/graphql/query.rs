@@ -10,6 +10,7 @@ use super::scope::{parse_id, scope};
 use super::types::environment::{EnvironmentConnection, EnvironmentNode};
 use super::types::node::{self, Node};
 use super::types::operation::{OperationConnection, OperationFilterInput, OperationNode};
+use super::types::recovery::RecoveryProgressObject;
 use super::types::service::ServiceNode;
 use super::types::viewer::Viewer;
 use crate::domain::{EnvironmentId, OperationId, ServiceId};
@@ -29,6 +30,13 @@ impl Query {
         #[graphql(desc = "A global id, such as `svc_12`.")] id: ID,
     ) -> Result<Option<Node>> {
         scope(ctx)?.read(move |r, org| node::lookup(r, org, &id)).await
+    }
+
+    /// The recovery queue of platform redeploys: how many wait, how many
+    /// run, and the share of affected services running again.
+    async fn recovery(&self, ctx: &Context<'_>) -> Result<RecoveryProgressObject> {
+        let s = scope(ctx)?;
+        Ok(s.engine().healing.progress().borrow().clone().into())
     }
 
     /// Who is asking.

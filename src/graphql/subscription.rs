@@ -11,6 +11,7 @@ use super::replay::{Chunk, Live, replay_then_live};
 use super::scope::{Scope, parse_id, scope};
 use super::types::log_line::LogBatch;
 use super::types::operation_event::OperationEventNode;
+use super::types::recovery::RecoveryProgressObject;
 use super::types::status_event::StatusEventNode;
 use crate::domain::{DomainError, EnvironmentId, LogLine, OperationId, ServiceId};
 use crate::store::logs::{self, Log};
@@ -101,6 +102,17 @@ impl Subscription {
         let max_lag = s.app.limits.slow_consumer_lag;
         let feed = replay_then_live(events, after, max_lag, read, classify, |e| e.seq);
         Ok(one_by_one(feed, StatusEventNode))
+    }
+
+    /// The recovery queue of platform redeploys: its state now, then every
+    /// change; never completes.
+    async fn recovery_progress(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = RecoveryProgressObject> + use<>> {
+        let s = scope(ctx)?;
+        let progress = tokio_stream::wrappers::WatchStream::new(s.engine().healing.progress());
+        Ok(progress.map(RecoveryProgressObject::from))
     }
 
     /// The log of an operation: replays the lines after `after`, then

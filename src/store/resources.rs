@@ -280,6 +280,11 @@ pub fn instances_of(r: Reader<'_>, svc: ServiceId) -> Result<Vec<Instance>> {
     Ok(out)
 }
 
+/// Every service row, deleted ones included (for monitoring).
+pub fn all_services(r: Reader<'_>) -> Result<Vec<Service>> {
+    r.all_rows(SERVICES)
+}
+
 /// Every instance row of every service (for start-up recovery).
 pub fn all_instances(r: Reader<'_>) -> Result<Vec<Instance>> {
     r.all_rows(INSTANCES)

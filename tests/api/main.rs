@@ -3,6 +3,7 @@
 mod contracts;
 mod deploys;
 mod errors;
+mod healing;
 mod helpers;
 mod logs;
 mod queue;

@@ -71,9 +71,9 @@ impl Processes {
         if let Some(port) = inst.port {
             env.push(("PORT", port.to_string()));
         }
-        if svc.kind == ServiceKind::Database {
-            env.push(("DATA_DIR", data.display().to_string()));
-        }
+        // Every service has a data directory (its disk, watched against
+        // the quota); a database's is handed over between instances.
+        env.push(("DATA_DIR", data.display().to_string()));
         let mut child = shell(command, work, &env)
             .spawn()
             .map_err(|e| format!("could not start instance {}: {e}", inst.id))?;

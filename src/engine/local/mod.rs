@@ -89,10 +89,15 @@ impl LocalExecutor {
         killed
     }
 
+    /// The work and data directories of a service (which may not exist).
+    pub fn service_dirs(&self, svc: crate::domain::ServiceId) -> (PathBuf, PathBuf) {
+        let base = self.root.join("services").join(svc.to_string());
+        (base.join("work"), base.join("data"))
+    }
+
     /// The work and data directories of a service, created if missing.
     fn dirs(&self, svc: &Service) -> Result<(PathBuf, PathBuf), String> {
-        let base = self.root.join("services").join(svc.id.to_string());
-        let (work, data) = (base.join("work"), base.join("data"));
+        let (work, data) = self.service_dirs(svc.id);
         for dir in [&work, &data] {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
@@ -415,4 +420,27 @@ impl LocalExecutor {
             Err(e) => Err(format!("removing {}: {e}", dir.display())),
         }
     }
+}
+
+/// Runs a monitoring probe command in `dir`: `sh -c`, no input or output,
+/// in a process group of its own that is killed when the probe is dropped
+/// (it timed out).
+pub async fn probe_command(
+    command: &str,
+    dir: &std::path::Path,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let mut guard = process::GroupGuard(child.id());
+    let status = child.wait().await;
+    guard.disarm();
+    status
 }

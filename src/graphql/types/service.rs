@@ -7,7 +7,9 @@ use super::enums::{OperationStatus, ServiceKind};
 use super::environment::EnvironmentNode;
 use super::instance::InstanceNode;
 use super::log_line::{LogFilterInput, LogLineConnection, log_page};
+use super::monitoring::MonitoringObject;
 use super::operation::{OperationConnection, OperationNode};
+use super::recovery::HealingObject;
 use super::running_status::{self, RunningStatus};
 use crate::domain::{self, OperationFilter};
 use crate::graphql::connection::{connection, page_args};
@@ -77,6 +79,12 @@ impl ServiceNode {
         #[graphql(desc = "Only the lines that match.")] filter: Option<LogFilterInput>,
     ) -> Result<LogLineConnection> {
         log_page(ctx, Log::Service(self.0.id), (first, after, last, before), filter).await
+    }
+
+    /// Where self-healing of it stands: what monitoring found, the
+    /// platform redeploys made, whether it gave up.
+    async fn healing(&self, ctx: &Context<'_>) -> Result<HealingObject> {
+        Ok(HealingObject(scope(ctx)?.engine().healing.of_service(self.0.id)))
     }
 
     /// The running status of its instances.
@@ -151,6 +159,11 @@ impl ServiceSpecObject {
     /// How a new instance is judged healthy.
     async fn health_check(&self) -> HealthCheckObject {
         HealthCheckObject(self.0.health_check.clone())
+    }
+
+    /// How monitoring watches its running instances.
+    async fn monitoring(&self) -> MonitoringObject {
+        MonitoringObject(self.0.monitoring.clone())
     }
 
     /// Desired number of instances.

@@ -1,6 +1,7 @@
 //! Inputs that create and edit services, and their validation into domain
 //! types.
 
+use super::monitoring::MonitoringInput;
 use async_graphql::{ID, InputObject, MaybeUndefined};
 
 use super::enums::ServiceKind;
@@ -76,6 +77,8 @@ pub struct CreateServiceInput {
     /// Milliseconds between SIGTERM and SIGKILL when an instance stops
     /// (0 to 3600000; default 5000).
     pub stop_grace_ms: Option<i32>,
+    /// How monitoring watches its instances; omitted: the defaults.
+    pub monitoring: Option<MonitoringInput>,
 }
 
 /// A validated [`CreateServiceInput`].
@@ -101,6 +104,7 @@ impl CreateServiceInput {
                 Some(ms) => parse_duration_ms("stopGraceMs", ms.into())?,
                 None => defaults.stop_grace_ms,
             },
+            monitoring: self.monitoring.clone().unwrap_or_default().apply(&defaults.monitoring)?,
         };
         Ok(NewService {
             environment_id: self.environment_id.parse()?,
@@ -132,6 +136,9 @@ pub struct UpdateServiceInput {
     pub health_check: Option<HealthCheckInput>,
     /// New milliseconds between SIGTERM and SIGKILL (0 to 3600000).
     pub stop_grace_ms: Option<i32>,
+    /// Changes to how monitoring watches it; omitted fields keep their
+    /// values.
+    pub monitoring: Option<MonitoringInput>,
 }
 
 /// A validated [`UpdateServiceInput`]. The health check is applied to the
@@ -141,6 +148,7 @@ pub struct ServiceUpdate {
     pub service_id: ServiceId,
     pub patch: ServicePatch,
     pub health_check: Option<HealthCheckChange>,
+    pub monitoring: Option<MonitoringInput>,
 }
 
 impl UpdateServiceInput {
@@ -157,6 +165,7 @@ impl UpdateServiceInput {
             start_command: self.start_command.as_deref().map(|c| command(Some(c))),
             port,
             health_check: None,
+            monitoring: None,
             stop_grace_ms: self
                 .stop_grace_ms
                 .map(|ms| parse_duration_ms("stopGraceMs", ms.into()))
@@ -166,6 +175,7 @@ impl UpdateServiceInput {
             service_id: self.service_id.parse()?,
             patch,
             health_check: self.health_check.as_ref().map(HealthCheckInput::validate).transpose()?,
+            monitoring: self.monitoring.clone(),
         })
     }
 }
@@ -174,9 +184,14 @@ impl ServiceUpdate {
     /// Applies the update in one write transaction.
     pub fn apply(&self, tx: &mut Tx<'_>, org: OrganizationId) -> Result<domain::Service, DomainError> {
         let mut patch = self.patch.clone();
-        if let Some(change) = &self.health_check {
+        if self.health_check.is_some() || self.monitoring.is_some() {
             let current = resources::live_service(tx.reader(), org, self.service_id)?;
-            patch.health_check = Some(change.apply(&current.spec.health_check));
+            if let Some(change) = &self.health_check {
+                patch.health_check = Some(change.apply(&current.spec.health_check));
+            }
+            if let Some(change) = &self.monitoring {
+                patch.monitoring = Some(change.apply(&current.spec.monitoring)?);
+            }
         }
         resources::update_service(tx, org, self.service_id, &patch)
     }
@@ -209,6 +224,7 @@ mod tests {
             port: MaybeUndefined::Null,
             health_check: None,
             stop_grace_ms: None,
+            monitoring: None,
         };
         let update = input.validate().unwrap();
         assert_eq!(update.patch.build_command, Some(None));
