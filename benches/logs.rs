@@ -332,6 +332,8 @@ mod client {
     use futures_util::{SinkExt, StreamExt};
     use serde::Deserialize;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
     use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
     use super::*;
@@ -346,7 +348,7 @@ mod client {
     pub async fn subscribe(port: u16, op: &str, after: u64) -> Result<Socket> {
         let mut request = format!("ws://127.0.0.1:{port}/graphql").into_client_request()?;
         request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let (mut socket, _) = connect(request).await?;
         socket.send(Message::text(r#"{"type":"connection_init","payload":{}}"#)).await?;
         let (_, ack) = next_text(&mut socket).await?.context("closed before connection_ack")?;
         ensure!(kind(&ack)? == "connection_ack", "expected connection_ack, got {ack}");
@@ -359,12 +361,20 @@ mod client {
     /// Connects to the plain route; returns the socket and the `seq` of the
     /// last line published before it was following.
     pub async fn plain(port: u16) -> Result<(Socket, u64)> {
-        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
+        let (mut socket, _) = connect(format!("ws://127.0.0.1:{port}/ws").into_client_request()?).await?;
         let (_, text) = next_text(&mut socket).await?.context("closed before hello")?;
         let hello: Hello =
             serde_json::from_str(&text).with_context(|| format!("expected hello, got {text}"))?;
         ensure!(hello.kind == "hello", "expected hello, got {text}");
         Ok((socket, hello.last_seq))
+    }
+
+    /// Connects with a read buffer about one frame large: tungstenite
+    /// zero-fills the whole buffer (128 KiB by default) on every read, a
+    /// cost of the clients that would only crowd out the servers.
+    async fn connect(request: Request) -> Result<(Socket, Response)> {
+        let config = WebSocketConfig::default().read_buffer_size(32 * 1024);
+        Ok(tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?)
     }
 
     /// The next text frame and when it arrived (nanoseconds since
@@ -400,11 +410,14 @@ mod client {
         Ok(frame.kind)
     }
 
-    /// A `next` message of `operationLogs`, as both sides send it.
+    /// A message of the subscription: a `next` message of `operationLogs`
+    /// carries a payload, as both sides send it.
     #[derive(Deserialize)]
-    struct Next<'a> {
-        #[serde(borrow)]
-        payload: Payload<'a>,
+    struct Frame<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(default, borrow)]
+        payload: Option<Payload<'a>>,
     }
 
     #[derive(Deserialize)]
@@ -440,12 +453,10 @@ mod client {
     /// `complete`) fails, and so does a batch whose `lastSeq` is not its
     /// last line's.
     pub fn batch(text: &str) -> Result<Batch<'_>> {
-        if kind(text)? != "next" {
-            bail!("expected a log batch, got {}", cut(text));
-        }
-        let next: Next<'_> =
-            serde_json::from_str(text).with_context(|| format!("expected a log batch, got {}", cut(text)))?;
-        let batch = next.payload.data.logs;
+        let batch = match serde_json::from_str::<Frame<'_>>(text) {
+            Ok(Frame { kind, payload: Some(payload) }) if kind == "next" => payload.data.logs,
+            _ => bail!("expected a log batch, got {}", cut(text)),
+        };
         let last = batch.lines.last().map(|l| l.seq);
         ensure!(last == Some(batch.last_seq), "batch with lastSeq {} ends at {last:?}", batch.last_seq);
         Ok(batch)
@@ -554,17 +565,22 @@ mod plain {
         if sink.send(Message::Text(hello.into())).await.is_err() {
             return;
         }
+        // The client sends nothing: reading only tells when it is gone. In
+        // a task of its own, the socket is read when it has something, not
+        // each time a frame goes out (as axum's chat example does).
+        let mut gone = tokio::spawn(async move { while let Some(Ok(_)) = incoming.next().await {} });
         loop {
             tokio::select! {
                 frame = frames.recv() => match frame {
-                    Ok(frame) => if sink.send(Message::Text(frame)).await.is_err() { return },
+                    Ok(frame) => if sink.send(Message::Text(frame)).await.is_err() { break },
                     // Nothing stored to catch up from: the client sees the
                     // gap and fails the run.
-                    Err(_) => return,
+                    Err(_) => break,
                 },
-                message = incoming.next() => if !matches!(message, Some(Ok(_))) { return },
+                _ = &mut gone => break,
             }
         }
+        gone.abort();
     }
 }
 
