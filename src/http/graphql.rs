@@ -78,7 +78,9 @@ async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> R
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+    // A small read buffer: clients send little (init, subscribe, pong), and
+    // tungstenite keeps (and zero-fills) the whole buffer per connection.
+    upgrade.read_buffer_size(4 * 1024).protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         // The session counts as a task until the state it holds is
         // gone: locals drop in reverse order, so `state` goes first.
         let _session = state.tasks.token();

@@ -128,12 +128,19 @@ impl Store {
         T: Send + 'static,
     {
         let (job, reply) = writer::job(lines, f);
-        let jobs = self.jobs.clone();
-        // `send` blocks when the queue is full: keep it off the runtime.
-        tokio::task::spawn_blocking(move || jobs.send(job))
-            .await
-            .map_err(|e| DomainError::internal(format!("write task failed: {e}")))?
-            .map_err(|_| DomainError::internal("the writer thread has stopped"))?;
+        let stopped = || DomainError::internal("the writer thread has stopped");
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+            Err(mpsc::TrySendError::Full(job)) => {
+                // The queue is full: wait for room off the runtime.
+                let jobs = self.jobs.clone();
+                tokio::task::spawn_blocking(move || jobs.send(job))
+                    .await
+                    .map_err(|e| DomainError::internal(format!("write task failed: {e}")))?
+                    .map_err(|_| stopped())?;
+            }
+        }
         reply.await.map_err(|_| DomainError::internal("the writer dropped a job"))?
     }
 }
