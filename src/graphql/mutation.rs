@@ -59,12 +59,7 @@ impl Mutation {
         #[graphql(desc = "The service to create.")] input: CreateServiceInput,
     ) -> Result<ServiceNode> {
         let new = input.validate().gql()?;
-        let svc = scope(ctx)?
-            .write(move |tx, org| {
-                let (name, spec) = (new.name.clone(), new.spec.clone());
-                resources::create_service(tx, org, new.environment_id, name, new.kind, spec)
-            })
-            .await?;
+        let svc = scope(ctx)?.write(move |tx, org| resources::create_service(tx, org, &new)).await?;
         Ok(ServiceNode(svc))
     }
 

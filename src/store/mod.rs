@@ -7,9 +7,11 @@
 //! events published only after the commit succeeded.
 
 mod access;
+pub mod activity;
 mod check;
 mod codec;
 pub mod events;
+pub mod hooks;
 mod migrations;
 pub mod operations;
 pub mod paging;

@@ -5,16 +5,19 @@ use std::ops::ControlFlow;
 use super::access::{Reader, Result, Tx};
 use super::events::{Event, OperationEvent, OperationEventKind};
 use super::paging::{Page, PageArgs, paginate};
-use super::resources::{environment, live_service};
+use super::resources::{environment, live_service, put_service};
 use super::tables::*;
+use crate::domain::pin::{self, PinChange};
 use crate::domain::plan::plan;
 use crate::domain::{
     DomainError, InstanceId, LogFilter, LogLine, LogStream, NewOperation, Operation, OperationFilter,
-    OperationId, OperationStatus, OperationType, OrganizationId, Principal, RollbackOutcome, ServiceId,
-    ServiceKind, Step, StepStatus, now_millis,
+    OperationId, OperationSelector, OperationStatus, OperationType, OrganizationId, Principal,
+    RollbackOutcome, Service, ServiceId, ServiceKind, Step, StepStatus, now_millis,
 };
 
 /// Queues an operation, or returns the one an idempotency key already made.
+/// A roll back pins the commit it rolls away from, and a push of another
+/// commit lifts the pin (see `domain::pin`), in the same transaction.
 pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Result<Operation> {
     let org = principal.organization_id;
     let r = tx.reader();
@@ -30,6 +33,21 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         )));
     }
     let env = environment(r, org, svc.environment_id)?;
+    let id = OperationId(tx.next_id("operation")?);
+    let op = new_row(id, &svc, env.name.as_str(), new)?;
+    insert_operation(tx, &op)?;
+    if let Some(key) = &new.idempotency_key {
+        tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
+    }
+    let mut lines = vec![(LogStream::System, queued_line(&op), None)];
+    lines.extend(change_pin(tx, svc, &op)?.map(|line| (LogStream::System, line, None)));
+    append_logs(tx, id, &lines)?;
+    record_event(tx, &op, OperationEventKind::Queued, None)?;
+    Ok(op)
+}
+
+/// The row of a new operation `id` on `svc`, as `new` asks.
+fn new_row(id: OperationId, svc: &Service, environment_name: &str, new: &NewOperation) -> Result<Operation> {
     let commit = match new.op_type {
         OperationType::Deploy => Some(
             new.commit
@@ -59,11 +77,10 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         }
         _ => false,
     };
-    let id = OperationId(tx.next_id("operation")?);
-    let op = Operation {
+    Ok(Operation {
         id,
-        organization_id: org,
-        environment_id: env.id,
+        organization_id: svc.organization_id,
+        environment_id: svc.environment_id,
         service_id: svc.id,
         op_type: new.op_type,
         status: OperationStatus::Queued,
@@ -71,7 +88,7 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         previous_commit: svc.current_commit.clone(),
         trigger: new.trigger.clone(),
         service_name: svc.name.as_str().to_owned(),
-        environment_name: env.name.as_str().to_owned(),
+        environment_name: environment_name.to_owned(),
         service_kind: svc.kind,
         queued_at: now_millis(),
         started_at: None,
@@ -81,16 +98,27 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         target_instances: new.target_instances,
         redeploy_of: new.redeploy_of,
         idempotency_key: new.idempotency_key.clone(),
-    };
-    tx.put(OPERATIONS, id.0, &op)?;
-    tx.index(OPERATIONS_BY_ORG, (org.0, id.0))?;
-    tx.index(OPERATIONS_BY_ENVIRONMENT, (env.id.0, id.0))?;
-    tx.index(OPERATIONS_BY_SERVICE, (svc.id.0, id.0))?;
-    tx.index(OPERATIONS_BY_STATUS, (op.status.code(), id.0))?;
-    tx.index(ACTIVE_OPERATIONS_BY_SERVICE, (svc.id.0, id.0))?;
-    if let Some(key) = &new.idempotency_key {
-        tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
+    })
+}
+
+/// Writes a new operation row and every index of it. Also how benchmarks
+/// seed large histories: whatever `op` holds is stored as it is.
+pub fn insert_operation(tx: &mut Tx<'_>, op: &Operation) -> Result<()> {
+    let id = op.id.0;
+    tx.put(OPERATIONS, id, op)?;
+    tx.index(OPERATIONS_BY_ORG, (op.organization_id.0, id))?;
+    tx.index(OPERATIONS_BY_ENVIRONMENT, (op.environment_id.0, id))?;
+    tx.index_time((op.environment_id.0, op.queued_at, id))?;
+    tx.index(OPERATIONS_BY_SERVICE, (op.service_id.0, id))?;
+    tx.index(OPERATIONS_BY_STATUS, (op.status.code(), id))?;
+    if !op.status.is_final() {
+        tx.index(ACTIVE_OPERATIONS_BY_SERVICE, (op.service_id.0, id))?;
     }
+    Ok(())
+}
+
+/// The first line of an operation's log: what was queued, for whom.
+fn queued_line(op: &Operation) -> String {
     let source = op.trigger.source.as_str();
     let by = match (&op.trigger.author, op.trigger.reason) {
         (Some(author), _) => format!("{} via {source}", author.name),
@@ -101,9 +129,29 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         Some(commit) => format!("{} of commit {commit}", op.op_type.as_str()),
         None => op.op_type.as_str().to_owned(),
     };
-    append_logs(tx, id, &[(LogStream::System, format!("queued {what}, asked by {by}"), None)])?;
-    record_event(tx, &op, OperationEventKind::Queued, None)?;
-    Ok(op)
+    format!("queued {what}, asked by {by}")
+}
+
+/// Applies what queueing `op` does to the pin of `svc` (read before `op`
+/// was inserted); returns the log line that says so, if anything changed.
+fn change_pin(tx: &mut Tx<'_>, mut svc: Service, op: &Operation) -> Result<Option<String>> {
+    let r = tx.reader();
+    let rolled_back_to = op.redeploy_of.map(|of| operation_by_id(r, of)).transpose()?;
+    let current = super::activity::select(r, svc.id, OperationSelector::Current)?;
+    let line = match pin::on_queue(&svc, op, rolled_back_to.as_ref(), current.as_ref()) {
+        PinChange::Keep => return Ok(None),
+        PinChange::Set(pin) => {
+            let line = format!("pinned commit {}: {}", pin.commit, pin.reason);
+            svc.pin = Some(pin);
+            line
+        }
+        PinChange::Clear => {
+            let old = svc.pin.take().map(|p| p.commit).unwrap_or_default();
+            format!("pin of commit {old} lifted: a newer commit was pushed")
+        }
+    };
+    put_service(tx, &svc)?;
+    Ok(Some(line))
 }
 
 /// The operation a reused idempotency key made, if the request is the same;

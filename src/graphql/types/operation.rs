@@ -163,7 +163,7 @@ impl OperationNode {
     async fn refusal(&self, scope: &Scope<'_>) -> Result<Option<RedeployRefusal>> {
         let svc = self.0.service_id;
         let live = scope.read(move |r, org| service_live(r, org, svc)).await?;
-        Ok(RedeployRefusal::of(&self.0, live))
+        Ok(RedeployRefusal::of(&self.0, live.as_ref()))
     }
 }
 
@@ -201,6 +201,7 @@ impl OperationFilterInput {
             sources: all(self.sources),
             queued_from: self.queued_from.map(millis),
             queued_to: self.queued_to.map(millis),
+            ..domain::OperationFilter::default()
         })
     }
 }

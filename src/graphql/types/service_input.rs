@@ -4,9 +4,11 @@
 use async_graphql::{ID, InputObject, MaybeUndefined};
 
 use super::enums::ServiceKind;
-use crate::domain::resource::{parse_duration_ms, parse_instances, parse_port};
+use crate::domain::resource::{
+    DEFAULT_BRANCH, NewService, parse_branch, parse_duration_ms, parse_instances, parse_port,
+};
 use crate::domain::{
-    self, DomainError, EnvironmentId, HealthCheck, Name, OrganizationId, ServiceId, ServicePatch, ServiceSpec,
+    self, DomainError, HealthCheck, Name, OrganizationId, ServiceId, ServicePatch, ServiceSpec, WebhookSecret,
 };
 use crate::store::{Tx, resources};
 
@@ -76,14 +78,13 @@ pub struct CreateServiceInput {
     /// Milliseconds between SIGTERM and SIGKILL when an instance stops
     /// (0 to 3600000; default 5000).
     pub stop_grace_ms: Option<i32>,
-}
-
-/// A validated [`CreateServiceInput`].
-pub struct NewService {
-    pub environment_id: EnvironmentId,
-    pub name: Name,
-    pub kind: domain::ServiceKind,
-    pub spec: ServiceSpec,
+    /// The git branch whose pushes deploy the service (default `main`).
+    pub branch: Option<String>,
+    /// The secret GitHub signs push deliveries with (8 to 256 characters);
+    /// omitted: pushes are refused until one is set. It can never be read
+    /// back: `Service.webhookSecretSet` tells whether one is set.
+    #[graphql(secret)]
+    pub webhook_secret: Option<String>,
 }
 
 impl CreateServiceInput {
@@ -107,6 +108,8 @@ impl CreateServiceInput {
             name: Name::parse("name", &self.name)?,
             kind: self.kind.into(),
             spec,
+            branch: parse_branch(self.branch.as_deref().unwrap_or(DEFAULT_BRANCH))?,
+            webhook_secret: self.webhook_secret.as_deref().map(WebhookSecret::parse).transpose()?,
         })
     }
 }
@@ -132,6 +135,12 @@ pub struct UpdateServiceInput {
     pub health_check: Option<HealthCheckInput>,
     /// New milliseconds between SIGTERM and SIGKILL (0 to 3600000).
     pub stop_grace_ms: Option<i32>,
+    /// A new branch whose pushes deploy the service.
+    pub branch: Option<String>,
+    /// A new webhook secret (8 to 256 characters); `null` removes it, and
+    /// pushes are then refused.
+    #[graphql(secret)]
+    pub webhook_secret: MaybeUndefined<String>,
 }
 
 /// A validated [`UpdateServiceInput`]. The health check is applied to the
@@ -161,6 +170,12 @@ impl UpdateServiceInput {
                 .stop_grace_ms
                 .map(|ms| parse_duration_ms("stopGraceMs", ms.into()))
                 .transpose()?,
+            branch: self.branch.as_deref().map(parse_branch).transpose()?,
+            webhook_secret: match &self.webhook_secret {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(raw) => Some(Some(WebhookSecret::parse(raw)?)),
+            },
         };
         Ok(ServiceUpdate {
             service_id: self.service_id.parse()?,
@@ -209,8 +224,11 @@ mod tests {
             port: MaybeUndefined::Null,
             health_check: None,
             stop_grace_ms: None,
+            branch: None,
+            webhook_secret: MaybeUndefined::Null,
         };
         let update = input.validate().unwrap();
+        assert_eq!(update.patch.webhook_secret, Some(None));
         assert_eq!(update.patch.build_command, Some(None));
         assert_eq!(update.patch.release_command, None);
         assert_eq!(update.patch.start_command, Some(Some("./run".into())));
