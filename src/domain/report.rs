@@ -4,11 +4,19 @@
 use std::collections::HashMap;
 
 use super::{
-    Millis, Operation, OperationStatus, OperationType, Outcome, PlatformReason, ServiceId, TriggerKind,
-    TriggerSource,
+    DomainError, Millis, Operation, OperationStatus, OperationType, Outcome, PlatformReason, ServiceId,
+    TriggerKind, TriggerSource,
 };
 
 const DAY_MS: f64 = 86_400_000.0;
+
+/// Checks a report period `[from, to)`: `to` must come after `from`.
+pub fn period(from: Millis, to: Millis) -> Result<(Millis, Millis), DomainError> {
+    if from >= to {
+        return Err(DomainError::bad_input("to", "must be later than `from`"));
+    }
+    Ok((from, to))
+}
 
 /// How many operations had each value of one property, most frequent
 /// first (ties by name); values no operation had are left out.

@@ -227,3 +227,33 @@ pub enum OperationEventKind {
     /// One of an operation's steps changed status; the operation's did not.
     StepChanged,
 }
+
+/// How an operation ended, or that it has not yet: its status folded into
+/// the answers an activity timeline shows.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::Outcome")]
+pub enum OperationOutcome {
+    /// Not final yet.
+    InProgress,
+    /// Ended `DEPLOYMENT_OK`.
+    Succeeded,
+    /// Ended `BUILDING_ERROR` or `DEPLOYMENT_ERROR`.
+    Failed,
+    /// Ended `CANCELLED`.
+    Cancelled,
+}
+
+/// What became of a GitHub delivery.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::webhook::DeliveryOutcome")]
+pub enum WebhookDeliveryOutcome {
+    /// A `DEPLOY` of the pushed commit was queued.
+    Deployed,
+    /// Accepted with nothing to do: another branch, another event, a
+    /// deleted branch or service.
+    Ignored,
+    /// A push of a pinned commit: not deployed.
+    Skipped,
+    /// The signature was missing or wrong: refused with 401.
+    Refused,
+}

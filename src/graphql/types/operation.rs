@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::enums::{OperationStatus, OperationType, RollbackOutcome, TriggerSource};
+use super::enums::{OperationOutcome, OperationStatus, OperationType, RollbackOutcome, TriggerSource};
 use super::environment::EnvironmentNode;
 use super::log_line::{LogFilterInput, LogLineConnection, LogLineNode};
 use super::redeploy::{RedeployRefusal, service_live};
@@ -41,6 +41,12 @@ impl OperationNode {
     /// Where the operation is; final statuses never change again.
     async fn status(&self) -> OperationStatus {
         self.0.status.into()
+    }
+
+    /// How it ended (`IN_PROGRESS` until it is final): its status in the
+    /// words of the activity timeline.
+    async fn outcome(&self) -> OperationOutcome {
+        self.0.outcome().into()
     }
 
     /// The service; null once the service is deleted (`serviceName` stays).
@@ -147,8 +153,8 @@ impl OperationNode {
     }
 
     /// Whether "redeploy this commit" is offered: a `DEPLOY` or `REDEPLOY`
-    /// with a commit that got past its build, on a service that still
-    /// exists.
+    /// with a commit that got past its build and is not pinned, on a
+    /// service that still exists.
     async fn can_redeploy(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(self.refusal(&scope(ctx)?).await?.is_none())
     }

@@ -2,12 +2,13 @@
 //! by `Operation.canRedeploy` and the `redeploy(operationId:)` mutation, so
 //! the mutation accepts exactly what the timeline offers.
 
+use super::operation_input::OperationRef;
 use crate::domain::{
-    DomainError, Operation, OperationId, OperationStatus, OperationType, OrganizationId, Service, ServiceId,
-    StepKind, StepStatus,
+    DomainError, Operation, OperationStatus, OperationType, OrganizationId, Service, ServiceId, StepKind,
+    StepStatus,
 };
 use crate::graphql::scope::found;
-use crate::store::{Reader, operations, resources};
+use crate::store::{Reader, activity, operations, resources};
 
 /// Why "redeploy this commit" is not offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +82,17 @@ pub fn service_live(
     Ok(found(resources::service(r, org, svc))?.filter(|s| !s.is_deleted()))
 }
 
-/// The operation `id`, if "redeploy this commit" is offered on it; the
+/// The operation `named`, if "redeploy this commit" is offered on it; the
 /// refusal as an error otherwise.
-pub fn redeployable(r: Reader<'_>, org: OrganizationId, id: OperationId) -> Result<Operation, DomainError> {
-    let op = operations::operation(r, org, id)?;
+pub fn redeployable(
+    r: Reader<'_>,
+    org: OrganizationId,
+    named: OperationRef,
+) -> Result<Operation, DomainError> {
+    let op = match named {
+        OperationRef::Id(id) => operations::operation(r, org, id)?,
+        OperationRef::Selected(svc, selector) => activity::selected(r, org, svc, selector)?,
+    };
     match RedeployRefusal::of(&op, service_live(r, org, op.service_id)?.as_ref()) {
         Some(refusal) => Err(refusal.into_error()),
         None => Ok(op),
@@ -171,7 +179,7 @@ mod tests {
         svc.pin = Some(crate::domain::CommitPin {
             commit: "abc".into(),
             reason: "rolled back".into(),
-            operation_id: OperationId(9),
+            operation_id: crate::domain::OperationId(9),
             pinned_by: None,
             pinned_at: 0,
         });

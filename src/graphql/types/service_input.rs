@@ -197,6 +197,13 @@ impl ServiceUpdate {
     }
 }
 
+/// Input of `unpinCommit`.
+#[derive(InputObject)]
+pub struct UnpinCommitInput {
+    /// The service whose pin to lift.
+    pub service_id: ID,
+}
+
 /// A command as stored: an empty (or blank) one is no command.
 fn command(raw: Option<&str>) -> Option<String> {
     raw.filter(|c| !c.trim().is_empty()).map(str::to_owned)
