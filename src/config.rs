@@ -42,13 +42,20 @@ pub struct ServeArgs {
     /// server shuts down.
     #[arg(long, env = "OPSGRAPH_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
+    /// Mebibytes of database pages kept in memory; bounds the memory a
+    /// large read (a report download) can take.
+    #[arg(long, env = "OPSGRAPH_CACHE_MB", default_value_t = DEFAULT_CACHE_MB)]
+    pub cache_mb: usize,
 }
+
+/// The default of `--cache-mb`: the store's default cache.
+pub const DEFAULT_CACHE_MB: usize = crate::store::DEFAULT_CACHE_BYTES >> 20;
 
 impl ServeArgs {
     /// Settings for a server on `listen` with the database at `db` (tests,
     /// benchmarks).
     pub fn new(db: PathBuf, listen: SocketAddr) -> Self {
-        Self { db, listen, data_dir: None, shutdown_grace_ms: 5_000 }
+        Self { db, listen, data_dir: None, shutdown_grace_ms: 5_000, cache_mb: DEFAULT_CACHE_MB }
     }
 
     /// Where the local executor keeps its directories.

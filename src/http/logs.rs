@@ -9,8 +9,8 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use super::AppState;
-use crate::domain::{LogLine, OperationId};
-use crate::store::operations;
+use crate::domain::{DomainError, LogLine, OperationId, OperationSelector, ServiceId};
+use crate::store::{activity, operations};
 
 /// Lines read per storage round trip.
 const CHUNK: usize = 1_000;
@@ -21,29 +21,62 @@ pub struct LogQuery {
     format: Option<String>,
 }
 
+impl LogQuery {
+    /// Whether the lines go out as JSON lines.
+    fn ndjson(&self) -> Result<bool, DomainError> {
+        match self.format.as_deref() {
+            None | Some("text") => Ok(false),
+            Some("ndjson") => Ok(true),
+            Some(other) => Err(DomainError::bad_input(
+                "format",
+                format!("`{other}` is not a log format: use `text` or `ndjson`"),
+            )),
+        }
+    }
+}
+
 pub async fn operation_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<LogQuery>,
 ) -> Response {
-    let ndjson = match query.format.as_deref() {
-        None | Some("text") => false,
-        Some("ndjson") => true,
-        Some(other) => {
-            return super::error_response(crate::domain::DomainError::bad_input(
-                "format",
-                format!("`{other}` is not a log format: use `text` or `ndjson`"),
-            ));
-        }
-    };
     let org = state.principal().organization_id;
-    let id = match id.parse::<OperationId>() {
-        Ok(id) => id,
-        Err(e) => return super::error_response(e),
+    let found = async {
+        let ndjson = query.ndjson()?;
+        let id = id.parse::<OperationId>()?;
+        state.store.read(move |r| operations::operation(r, org, id)).await?;
+        Ok((id, ndjson))
     };
-    if let Err(e) = state.store.read(move |r| operations::operation(r, org, id)).await {
-        return super::error_response(e);
+    match found.await {
+        Ok((id, ndjson)) => stream_log(&state, id, ndjson),
+        Err(e) => super::error_response(e),
     }
+}
+
+/// `GET /services/{id}/operations/{selector}/logs`: the log of the
+/// operation a selector (`current`, `previous`, `latest-failed`,
+/// `offset-<n>`) names on a service.
+pub async fn selected_operation_logs(
+    State(state): State<AppState>,
+    Path((svc, selector)): Path<(String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Response {
+    let org = state.principal().organization_id;
+    let found = async {
+        let ndjson = query.ndjson()?;
+        let svc = svc.parse::<ServiceId>()?;
+        let selector = OperationSelector::parse(&selector)?;
+        let op = state.store.read(move |r| activity::selected(r, org, svc, selector)).await?;
+        Ok::<_, DomainError>((op.id, ndjson))
+    };
+    match found.await {
+        Ok((id, ndjson)) => stream_log(&state, id, ndjson),
+        Err(e) => super::error_response(e),
+    }
+}
+
+/// The whole log of operation `id`, streamed page by page.
+fn stream_log(state: &AppState, id: OperationId, ndjson: bool) -> Response {
     let store = state.store.clone();
     let body = stream::unfold(Some(0u64), move |after| {
         let store = store.clone();
