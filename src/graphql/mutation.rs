@@ -15,7 +15,7 @@ use super::types::redeploy::redeployable;
 use super::types::service::ServiceNode;
 use super::types::service_input::{CreateServiceInput, UnpinCommitInput, UpdateServiceInput};
 use crate::domain::{NewOperation, OperationId, OperationType, ServiceId};
-use crate::store::resources;
+use crate::store::{pins, resources};
 
 /// The `Mutation` root.
 pub struct Mutation;
@@ -113,7 +113,7 @@ impl Mutation {
         #[graphql(desc = "The service whose pin to lift.")] input: UnpinCommitInput,
     ) -> Result<ServiceNode> {
         let svc: ServiceId = parse_id(&input.service_id)?;
-        let svc = scope(ctx)?.write(move |tx, org| resources::unpin_commit(tx, org, svc)).await?;
+        let svc = scope(ctx)?.write(move |tx, org| pins::unpin_commit(tx, org, svc)).await?;
         Ok(ServiceNode(svc))
     }
 

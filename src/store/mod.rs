@@ -15,6 +15,7 @@ pub mod hooks;
 mod migrations;
 pub mod operations;
 pub mod paging;
+pub mod pins;
 pub mod resources;
 pub mod tables;
 mod writer;

@@ -5,14 +5,13 @@ use std::ops::ControlFlow;
 use super::access::{Reader, Result, Tx};
 use super::events::{Event, OperationEvent, OperationEventKind};
 use super::paging::{Page, PageArgs, paginate};
-use super::resources::{environment, live_service, put_service};
+use super::resources::{environment, live_service};
 use super::tables::*;
-use crate::domain::pin::{self, PinChange};
 use crate::domain::plan::plan;
 use crate::domain::{
     DomainError, InstanceId, LogFilter, LogLine, LogStream, NewOperation, Operation, OperationFilter,
-    OperationId, OperationSelector, OperationStatus, OperationType, OrganizationId, Principal,
-    RollbackOutcome, Service, ServiceId, ServiceKind, Step, StepStatus, now_millis,
+    OperationId, OperationStatus, OperationType, OrganizationId, Principal, RollbackOutcome, Service,
+    ServiceId, ServiceKind, Step, StepStatus, now_millis,
 };
 
 /// Queues an operation, or returns the one an idempotency key already made.
@@ -40,7 +39,7 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
     }
     let mut lines = vec![(LogStream::System, queued_line(&op), None)];
-    lines.extend(change_pin(tx, svc, &op)?.map(|line| (LogStream::System, line, None)));
+    lines.extend(super::pins::change_on_queue(tx, svc, &op)?.map(|line| (LogStream::System, line, None)));
     append_logs(tx, id, &lines)?;
     record_event(tx, &op, OperationEventKind::Queued, None)?;
     Ok(op)
@@ -130,28 +129,6 @@ fn queued_line(op: &Operation) -> String {
         None => op.op_type.as_str().to_owned(),
     };
     format!("queued {what}, asked by {by}")
-}
-
-/// Applies what queueing `op` does to the pin of `svc` (read before `op`
-/// was inserted); returns the log line that says so, if anything changed.
-fn change_pin(tx: &mut Tx<'_>, mut svc: Service, op: &Operation) -> Result<Option<String>> {
-    let r = tx.reader();
-    let rolled_back_to = op.redeploy_of.map(|of| operation_by_id(r, of)).transpose()?;
-    let current = super::activity::select(r, svc.id, OperationSelector::Current)?;
-    let line = match pin::on_queue(&svc, op, rolled_back_to.as_ref(), current.as_ref()) {
-        PinChange::Keep => return Ok(None),
-        PinChange::Set(pin) => {
-            let line = format!("pinned commit {}: {}", pin.commit, pin.reason);
-            svc.pin = Some(pin);
-            line
-        }
-        PinChange::Clear => {
-            let old = svc.pin.take().map(|p| p.commit).unwrap_or_default();
-            format!("pin of commit {old} lifted: a newer commit was pushed")
-        }
-    };
-    put_service(tx, &svc)?;
-    Ok(Some(line))
 }
 
 /// The operation a reused idempotency key made, if the request is the same;

@@ -180,15 +180,6 @@ pub fn update_service(
     Ok(svc)
 }
 
-/// Lifts the pin of a live service of `org` (nothing to do without one).
-pub fn unpin_commit(tx: &mut Tx<'_>, org: OrganizationId, id: ServiceId) -> Result<Service> {
-    let mut svc = live_service(tx.reader(), org, id)?;
-    if svc.pin.take().is_some() {
-        tx.put(SERVICES, id.0, &svc)?;
-    }
-    Ok(svc)
-}
-
 /// Rewrites a service row as the engine changes it (commit, count, deletion).
 pub fn put_service(tx: &mut Tx<'_>, svc: &Service) -> Result<()> {
     tx.put(SERVICES, svc.id.0, svc)

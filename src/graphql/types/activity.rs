@@ -5,7 +5,7 @@
 use async_graphql::{ID, InputObject};
 use chrono::{DateTime, Utc};
 
-use super::enums::{OperationOutcome, OperationType, PlatformReason, TriggerKind, TriggerSource};
+use super::enums::{OperationOutcome, OperationType, PlatformReason, TriggerKind, TriggerSource, all};
 use crate::domain::{DomainError, EnvironmentId, OperationFilter, ServiceId};
 use crate::graphql::scope::millis;
 
@@ -42,9 +42,6 @@ impl ActivityFilter {
         environment: Option<&ID>,
         service: Option<&ID>,
     ) -> Result<OperationFilter, DomainError> {
-        fn all<G, D: From<G>>(list: Option<Vec<G>>) -> Vec<D> {
-            list.unwrap_or_default().into_iter().map(D::from).collect()
-        }
         let (environment_id, service_id) = match (environment, service) {
             (Some(env), None) => (Some(env.parse::<EnvironmentId>()?), None),
             (None, Some(svc)) => (None, Some(svc.parse::<ServiceId>()?)),

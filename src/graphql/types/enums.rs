@@ -4,6 +4,12 @@
 
 use async_graphql::Enum;
 
+/// A list of GraphQL enum values given by a client as domain values; an
+/// omitted list is empty (a filter that lets every value through).
+pub fn all<G, D: From<G>>(list: Option<Vec<G>>) -> Vec<D> {
+    list.unwrap_or_default().into_iter().map(D::from).collect()
+}
+
 /// What an operation does to its service.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "crate::domain::OperationType", display)]

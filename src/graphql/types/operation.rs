@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::enums::{OperationOutcome, OperationStatus, OperationType, RollbackOutcome, TriggerSource};
+use super::enums::{OperationOutcome, OperationStatus, OperationType, RollbackOutcome, TriggerSource, all};
 use super::environment::EnvironmentNode;
 use super::log_line::{LogFilterInput, LogLineConnection, LogLineNode};
 use super::redeploy::{RedeployRefusal, service_live};
@@ -196,9 +196,6 @@ pub struct OperationFilterInput {
 
 impl OperationFilterInput {
     pub fn validate(self) -> Result<domain::OperationFilter, DomainError> {
-        fn all<G, D: From<G>>(list: Option<Vec<G>>) -> Vec<D> {
-            list.unwrap_or_default().into_iter().map(D::from).collect()
-        }
         Ok(domain::OperationFilter {
             environment_id: self.environment_id.map(|id| id.parse()).transpose()?,
             service_id: self.service_id.map(|id| id.parse()).transpose()?,
