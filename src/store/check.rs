@@ -105,7 +105,8 @@ mod tests {
         store
             .write(move |tx| {
                 tx.unindex(tables::ENVIRONMENTS_BY_ORG, (env.organization_id.0, env.id.0))?;
-                tx.index(tables::SERVICES_BY_ENVIRONMENT, (env.id.0, 99))
+                tx.index(tables::SERVICES_BY_ENVIRONMENT, (env.id.0, 99))?;
+                tx.index_time((env.id.0, 5, 98))
             })
             .await
             .unwrap();
@@ -113,6 +114,7 @@ mod tests {
         assert_eq!(
             differences,
             [
+                format!("operations_by_environment_time: extra ({}, 5, 98)", env.id.0),
                 format!("environments_by_org: missing ({}, {})", OrganizationId(1).0, env.id.0),
                 format!("services_by_environment: extra ({}, 99)", env.id.0),
             ]

@@ -47,35 +47,6 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
 
 /// The row of a new operation `id` on `svc`, as `new` asks.
 fn new_row(id: OperationId, svc: &Service, environment_name: &str, new: &NewOperation) -> Result<Operation> {
-    let commit = match new.op_type {
-        OperationType::Deploy => Some(
-            new.commit
-                .clone()
-                .ok_or_else(|| DomainError::bad_input("commit", "a deploy needs the commit to deploy"))?,
-        ),
-        OperationType::Redeploy => Some(svc.current_commit.clone().ok_or_else(|| {
-            DomainError::Conflict(format!(
-                "service {} has never been deployed: deploy a commit first",
-                svc.id
-            ))
-        })?),
-        _ => svc.current_commit.clone(),
-    };
-    let scale_down = match (new.op_type, new.target_instances) {
-        (OperationType::Scale, Some(n)) => {
-            if svc.kind == ServiceKind::Database && n > 1 {
-                return Err(DomainError::bad_input(
-                    "instances",
-                    "a DATABASE owns a data directory that only one instance may hold: at most 1",
-                ));
-            }
-            n < svc.spec.instances
-        }
-        (OperationType::Scale, None) => {
-            return Err(DomainError::bad_input("instances", "a scale needs an instance count"));
-        }
-        _ => false,
-    };
     Ok(Operation {
         id,
         organization_id: svc.organization_id,
@@ -83,7 +54,7 @@ fn new_row(id: OperationId, svc: &Service, environment_name: &str, new: &NewOper
         service_id: svc.id,
         op_type: new.op_type,
         status: OperationStatus::Queued,
-        commit,
+        commit: commit_of(svc, new)?,
         previous_commit: svc.current_commit.clone(),
         trigger: new.trigger.clone(),
         service_name: svc.name.as_str().to_owned(),
@@ -92,12 +63,50 @@ fn new_row(id: OperationId, svc: &Service, environment_name: &str, new: &NewOper
         queued_at: now_millis(),
         started_at: None,
         finished_at: None,
-        steps: plan(new.op_type, svc.kind, scale_down).into_iter().map(Step::planned).collect(),
+        steps: plan(new.op_type, svc.kind, scales_down(svc, new)?).into_iter().map(Step::planned).collect(),
         rollback: RollbackOutcome::NotNeeded,
         target_instances: new.target_instances,
         redeploy_of: new.redeploy_of,
         idempotency_key: new.idempotency_key.clone(),
     })
+}
+
+/// The commit a new operation records: the one a deploy deploys, else the
+/// one the service runs (which a redeploy needs).
+fn commit_of(svc: &Service, new: &NewOperation) -> Result<Option<String>> {
+    match new.op_type {
+        OperationType::Deploy => Ok(Some(
+            new.commit
+                .clone()
+                .ok_or_else(|| DomainError::bad_input("commit", "a deploy needs the commit to deploy"))?,
+        )),
+        OperationType::Redeploy => Ok(Some(svc.current_commit.clone().ok_or_else(|| {
+            DomainError::Conflict(format!(
+                "service {} has never been deployed: deploy a commit first",
+                svc.id
+            ))
+        })?)),
+        _ => Ok(svc.current_commit.clone()),
+    }
+}
+
+/// Whether a `SCALE` lowers the instance count (checked against the kind).
+fn scales_down(svc: &Service, new: &NewOperation) -> Result<bool> {
+    match (new.op_type, new.target_instances) {
+        (OperationType::Scale, Some(n)) => {
+            if svc.kind == ServiceKind::Database && n > 1 {
+                return Err(DomainError::bad_input(
+                    "instances",
+                    "a DATABASE owns a data directory that only one instance may hold: at most 1",
+                ));
+            }
+            Ok(n < svc.spec.instances)
+        }
+        (OperationType::Scale, None) => {
+            Err(DomainError::bad_input("instances", "a scale needs an instance count"))
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Writes a new operation row and every index of it. Also how benchmarks
