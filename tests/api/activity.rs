@@ -219,20 +219,13 @@ async fn selectors_resolve_around_failures_and_name_operations_for_redeploy_and_
     assert_eq!(got["tooFar"], Value::Null);
 
     // Logs of a named operation, over HTTP.
-    let log = app
-        .client
-        .get(format!("{}/services/{svc}/operations/latest-failed/logs", app.address))
-        .send()
-        .await
-        .unwrap();
+    let logs = |selector: &str| {
+        app.client.get(format!("{}/services/{svc}/operations/{selector}/logs", app.address)).send()
+    };
+    let log = logs("latest-failed").await.unwrap();
     assert_eq!(log.status(), 200);
     assert!(log.text().await.unwrap().contains("queued DEPLOY of commit bad2"));
-    let bad = app
-        .client
-        .get(format!("{}/services/{svc}/operations/sideways/logs", app.address))
-        .send()
-        .await
-        .unwrap();
+    let bad = logs("sideways").await.unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["error"]["code"], "BAD_USER_INPUT");
 

@@ -97,6 +97,8 @@ fn python_csv(bytes: &[u8]) -> Vec<Vec<String>> {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The header row, written out here rather than taken from the code: a
+/// changed column must fail this test.
 const HEADER: [&str; 15] = [
     "operation_id",
     "queued_at",
