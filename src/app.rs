@@ -38,7 +38,7 @@ pub struct Application {
 impl Application {
     /// Opens the database and binds the listener; nothing is served yet.
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let store = Store::open(&args.db)?;
+        let store = Store::open_with_cache(&args.db, args.cache_mb << 20)?;
         let org = store
             .write(|tx| resources::ensure_first_organization(tx, FIRST_ORGANIZATION))
             .await

@@ -55,7 +55,14 @@ pub struct ServeArgs {
     /// Seconds between two passes of log retention.
     #[arg(long, env = "OPSGRAPH_RETENTION_INTERVAL_SECS", default_value_t = 600)]
     pub retention_interval_secs: u64,
+    /// Mebibytes of database pages kept in memory; bounds the memory a
+    /// large read (a report download) can take.
+    #[arg(long, env = "OPSGRAPH_CACHE_MB", default_value_t = DEFAULT_CACHE_MB)]
+    pub cache_mb: usize,
 }
+
+/// The default of `--cache-mb`: the store's default cache.
+pub const DEFAULT_CACHE_MB: usize = crate::store::DEFAULT_CACHE_BYTES >> 20;
 
 impl ServeArgs {
     /// Settings for a server on `listen` with the database at `db` (tests,
@@ -71,6 +78,7 @@ impl ServeArgs {
             slow_consumer_lag: limits.slow_consumer_lag,
             retention_interval_secs: 600,
             recovery_concurrency: 4,
+            cache_mb: DEFAULT_CACHE_MB,
         }
     }
 

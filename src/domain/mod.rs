@@ -2,30 +2,40 @@
 //! knows about redb, axum or async-graphql; everything is unit-testable.
 
 pub mod error;
+pub mod export;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod ids;
 pub mod instance;
 pub mod log;
 pub mod monitor;
 pub mod operation;
+pub mod pin;
 pub mod plan;
+pub mod report;
 pub mod resource;
 pub mod running;
+pub mod selector;
 pub mod status;
+pub mod webhook;
 
 pub use error::{DomainError, ErrorCode};
 pub use ids::{EnvironmentId, InstanceId, OperationId, OrganizationId, ServiceId};
 pub use instance::{Instance, InstanceStatus};
 pub use log::{LogFilter, LogLine, LogStream, NewLine};
 pub use operation::{
-    NewOperation, Operation, OperationFilter, OperationType, PlatformReason, RollbackOutcome, Step, StepKind,
-    StepStatus, Trigger, TriggerKind, TriggerSource,
+    NewOperation, Operation, OperationFilter, OperationType, Outcome, PlatformReason, RollbackOutcome, Step,
+    StepKind, StepStatus, Trigger, TriggerKind, TriggerSource,
 };
+pub use pin::CommitPin;
 pub use resource::{
     Environment, EnvironmentPatch, HealthCheck, Member, Name, Organization, Principal, Service, ServiceKind,
     ServicePatch, ServiceSpec,
 };
 pub use running::RunningStatusValue;
+pub use selector::OperationSelector;
 pub use status::OperationStatus;
+pub use webhook::WebhookSecret;
 
 /// Milliseconds since the Unix epoch: the one time representation of stored rows.
 pub type Millis = i64;

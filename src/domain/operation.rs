@@ -36,7 +36,7 @@ impl OperationType {
 }
 
 /// Who or what asked for an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TriggerKind {
     User,
@@ -44,8 +44,19 @@ pub enum TriggerKind {
     Platform,
 }
 
+impl TriggerKind {
+    /// The name clients see (`PLATFORM`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Support => "SUPPORT",
+            Self::Platform => "PLATFORM",
+        }
+    }
+}
+
 /// Through which channel the operation was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TriggerSource {
     Console,
@@ -71,7 +82,7 @@ impl TriggerSource {
 }
 
 /// Why the platform itself started an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PlatformReason {
     Unreachable,
@@ -279,6 +290,42 @@ impl Operation {
     pub fn duration_ms(&self) -> Option<i64> {
         Some(self.finished_at? - self.started_at.unwrap_or(self.queued_at))
     }
+
+    /// How it ended, in the words of the activity timeline.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(self.status)
+    }
+
+    /// Whether it deploys a commit of its own (`DEPLOY` or `REDEPLOY`).
+    pub fn is_deploy(&self) -> bool {
+        matches!(self.op_type, OperationType::Deploy | OperationType::Redeploy)
+    }
+}
+
+/// How an operation ended, or that it has not yet: the status folded into
+/// the four answers a timeline shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    /// Not final yet.
+    InProgress,
+    /// `DEPLOYMENT_OK`.
+    Succeeded,
+    /// `BUILDING_ERROR` or `DEPLOYMENT_ERROR`.
+    Failed,
+    /// `CANCELLED`.
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn of(status: OperationStatus) -> Self {
+        match status {
+            OperationStatus::DeploymentOk => Self::Succeeded,
+            OperationStatus::BuildingError | OperationStatus::DeploymentError => Self::Failed,
+            OperationStatus::Cancelled => Self::Cancelled,
+            _ => Self::InProgress,
+        }
+    }
 }
 
 /// Which operations a listing returns; every field narrows it.
@@ -289,6 +336,14 @@ pub struct OperationFilter {
     pub types: Vec<OperationType>,
     pub statuses: Vec<OperationStatus>,
     pub sources: Vec<TriggerSource>,
+    pub outcomes: Vec<Outcome>,
+    pub trigger_kinds: Vec<TriggerKind>,
+    /// Platform reasons; an operation without a reason never matches a
+    /// non-empty list.
+    pub reasons: Vec<PlatformReason>,
+    /// Author names, compared exactly; an operation without an author never
+    /// matches a non-empty list.
+    pub authors: Vec<String>,
     /// Queued at or after this time.
     pub queued_from: Option<Millis>,
     /// Queued before this time.
@@ -305,6 +360,11 @@ impl OperationFilter {
             && within(&self.types, &op.op_type)
             && within(&self.statuses, &op.status)
             && within(&self.sources, &op.trigger.source)
+            && within(&self.outcomes, &op.outcome())
+            && within(&self.trigger_kinds, &op.trigger.kind)
+            && (self.reasons.is_empty() || op.trigger.reason.is_some_and(|r| self.reasons.contains(&r)))
+            && (self.authors.is_empty()
+                || op.trigger.author.as_ref().is_some_and(|a| self.authors.contains(&a.name)))
             && self.queued_from.is_none_or(|from| op.queued_at >= from)
             && self.queued_to.is_none_or(|to| op.queued_at < to)
     }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::pin::CommitPin;
+use super::webhook::WebhookSecret;
 use super::{DomainError, EnvironmentId, Millis, OrganizationId, ServiceId};
 
 /// A validated resource name: 1 to 63 characters of letters, digits, `-`,
@@ -213,6 +215,33 @@ pub fn parse_commit(raw: &str) -> Result<String, DomainError> {
     Ok(raw.to_owned())
 }
 
+/// Checks a git branch name: 1 to 255 characters, no spaces or control
+/// characters, no `..`, not starting with `-` or `/` (a subset of
+/// `git check-ref-format` that keeps every name GitHub can push).
+pub fn parse_branch(raw: &str) -> Result<String, DomainError> {
+    let bad_char = raw.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if raw.is_empty()
+        || raw.len() > 255
+        || bad_char
+        || raw.contains("..")
+        || raw.starts_with(['-', '/'])
+        || raw.ends_with(['/', '.'])
+    {
+        return Err(DomainError::bad_input(
+            "branch",
+            format!("`{raw}` is not a git branch name (1 to 255 characters, no spaces, `..`, `~^:?*[\\`)"),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// The branch a new service deploys from when none is given.
+pub const DEFAULT_BRANCH: &str = "main";
+
+fn default_branch() -> String {
+    DEFAULT_BRANCH.to_owned()
+}
+
 /// One deployable thing in an environment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Service {
@@ -227,6 +256,26 @@ pub struct Service {
     pub created_at: Millis,
     /// Set when a `DELETE` operation completed; the row stays for history.
     pub deleted_at: Option<Millis>,
+    /// Pushes to this branch deploy the service; others are ignored.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Signs GitHub push events; `None`: every push is refused.
+    #[serde(default)]
+    pub webhook_secret: Option<WebhookSecret>,
+    /// A commit a person rolled back from: pushes of it do not deploy.
+    #[serde(default)]
+    pub pin: Option<CommitPin>,
+}
+
+/// A service a client asks to create, validated.
+#[derive(Debug, Clone)]
+pub struct NewService {
+    pub environment_id: EnvironmentId,
+    pub name: Name,
+    pub kind: ServiceKind,
+    pub spec: ServiceSpec,
+    pub branch: String,
+    pub webhook_secret: Option<WebhookSecret>,
 }
 
 /// A change to a service asked for by a client; `None` keeps a field.
@@ -240,6 +289,9 @@ pub struct ServicePatch {
     pub health_check: Option<HealthCheck>,
     pub stop_grace_ms: Option<u64>,
     pub monitoring: Option<super::monitor::MonitorSpec>,
+    pub branch: Option<String>,
+    /// `Some(None)` removes the secret.
+    pub webhook_secret: Option<Option<WebhookSecret>>,
 }
 
 impl ServicePatch {
@@ -285,6 +337,16 @@ mod tests {
         for bad in ["", " api", "-api", "api svc", "ä", &"x".repeat(64)] {
             let err = Name::parse("name", bad).unwrap_err();
             assert_eq!(err.code().as_str(), "BAD_USER_INPUT", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn branches_are_validated() {
+        for good in ["main", "release/2.x", "feature-ä"] {
+            assert_eq!(parse_branch(good).unwrap(), good);
+        }
+        for bad in ["", "a b", "-x", "/x", "x/", "a..b", "x~1", "a:b", "x.", &"b".repeat(256)] {
+            assert_eq!(parse_branch(bad).unwrap_err().code().as_str(), "BAD_USER_INPUT", "{bad:?}");
         }
     }
 

@@ -17,10 +17,12 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::domain::webhook::{Delivery, PushEvent};
 use crate::domain::{
     DomainError, NewLine, NewOperation, Operation, OperationId, OperationStatus, Principal, RollbackOutcome,
     ServiceId, StepStatus, now_millis,
 };
+use crate::store::hooks::{self, DeliveryMeta};
 use crate::store::logs::{self, Log};
 use crate::store::{Store, operations};
 
@@ -130,6 +132,27 @@ impl Engine {
         })
         .await
         .map_err(|e| DomainError::internal(format!("queueing task failed: {e}")))?
+    }
+
+    /// Acts on a GitHub push whose signature was checked: queues a `DEPLOY`
+    /// of its head commit, or records why not (see `store::hooks`), and
+    /// wakes the queue. Like [`Engine::submit`], in a task of its own.
+    pub async fn accept_push(
+        self: &Arc<Self>,
+        svc: ServiceId,
+        push: PushEvent,
+        meta: DeliveryMeta,
+    ) -> Result<Delivery> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let delivery = engine.store.write(move |tx| hooks::accept_push(tx, svc, &push, &meta)).await?;
+            if delivery.operation_id.is_some() {
+                engine.kick(svc);
+            }
+            Ok(delivery)
+        })
+        .await
+        .map_err(|e| DomainError::internal(format!("push task failed: {e}")))?
     }
 
     /// Cancels an operation: a queued one ends at once as `CANCELLED`; a

@@ -9,6 +9,7 @@ use super::types::environment::EnvironmentNode;
 use super::types::log_line::LogLineNode;
 use super::types::operation::OperationNode;
 use super::types::service::ServiceNode;
+use super::types::webhook_delivery::WebhookDeliveryNode;
 use crate::domain::DomainError;
 use crate::store::{Page, PageArgs};
 
@@ -90,6 +91,9 @@ connections! {
     EnvironmentConnection, EnvironmentEdge, EnvironmentNode, "environments";
     ServiceConnection, ServiceEdge, ServiceNode, "services";
     OperationConnection, OperationEdge, OperationNode, "operations";
+    ActivityConnection, ActivityEdge, OperationNode, "an activity timeline (each operation a block)";
+    ReportRowConnection, ReportRowEdge, OperationNode, "the rows of an activity report (one operation each)";
+    WebhookDeliveryConnection, WebhookDeliveryEdge, WebhookDeliveryNode, "webhook deliveries";
     LogLineConnection, LogLineEdge, LogLineNode, "log lines";
 }
 

@@ -15,9 +15,9 @@ use super::types::operation_input::{
 };
 use super::types::redeploy::redeployable;
 use super::types::service::ServiceNode;
-use super::types::service_input::{CreateServiceInput, UpdateServiceInput};
-use crate::domain::{self, DomainError, NewLine, NewOperation, OperationId, OperationType};
-use crate::store::{logs, resources};
+use super::types::service_input::{CreateServiceInput, UnpinCommitInput, UpdateServiceInput};
+use crate::domain::{self, DomainError, NewLine, NewOperation, OperationId, OperationType, ServiceId};
+use crate::store::{logs, pins, resources};
 
 /// The `Mutation` root.
 pub struct Mutation;
@@ -58,12 +58,7 @@ impl Mutation {
         #[graphql(desc = "The service to create.")] input: CreateServiceInput,
     ) -> Result<ServiceNode> {
         let new = input.validate().gql()?;
-        let svc = scope(ctx)?
-            .write(move |tx, org| {
-                let (name, spec) = (new.name.clone(), new.spec.clone());
-                resources::create_service(tx, org, new.environment_id, name, new.kind, spec)
-            })
-            .await?;
+        let svc = scope(ctx)?.write(move |tx, org| resources::create_service(tx, org, &new)).await?;
         Ok(ServiceNode(svc))
     }
 
@@ -90,8 +85,10 @@ impl Mutation {
     }
 
     /// Queues a `REDEPLOY` of a service's current commit, or, given an
-    /// operation, a `DEPLOY` of that operation's commit ("redeploy this
-    /// commit": the quick roll back).
+    /// operation (by id, or by a selector on the service), a `DEPLOY` of
+    /// that operation's commit ("redeploy this commit": the quick roll
+    /// back). Rolling back to an older commit pins the commit the service
+    /// ran, so that pushes of it do not deploy it again (`Service.pin`).
     async fn redeploy(
         &self,
         ctx: &Context<'_>,
@@ -100,11 +97,23 @@ impl Mutation {
         let s = scope(ctx)?;
         match input.validate(&s.principal.member).gql()? {
             Redeploy::Service(new) => submit(&s, new).await,
-            Redeploy::Operation(id, common) => {
-                let of = s.read(move |r, org| redeployable(r, org, id)).await?;
+            Redeploy::Operation(named, common) => {
+                let of = s.read(move |r, org| redeployable(r, org, named)).await?;
                 submit(&s, Redeploy::deploy_of(&of, common)).await
             }
         }
+    }
+
+    /// Lifts the pin of a service's commit, so that a push of it deploys
+    /// again; a service without a pin is answered as it is.
+    async fn unpin_commit(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The service whose pin to lift.")] input: UnpinCommitInput,
+    ) -> Result<ServiceNode> {
+        let svc: ServiceId = parse_id(&input.service_id)?;
+        let svc = scope(ctx)?.write(move |tx, org| pins::unpin_commit(tx, org, svc)).await?;
+        Ok(ServiceNode(svc))
     }
 
     /// Queues a `RESTART`: new instances of the current commit replace the

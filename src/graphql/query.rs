@@ -3,17 +3,20 @@
 //! read exactly as missing ones.
 
 use async_graphql::{Context, ID, Object, Result};
+use chrono::{DateTime, Utc};
 
 use super::connection::{connection, page_args};
 use super::error::GqlResult;
-use super::scope::{parse_id, scope};
+use super::scope::{millis, parse_id, scope};
+use super::types::activity::{ActivityConnection, ActivityFilter};
+use super::types::activity_report::ActivityReport;
 use super::types::environment::{EnvironmentConnection, EnvironmentNode};
 use super::types::node::{self, Node};
 use super::types::operation::{OperationConnection, OperationFilterInput, OperationNode};
 use super::types::recovery::RecoveryProgressObject;
 use super::types::service::ServiceNode;
 use super::types::viewer::Viewer;
-use crate::domain::{EnvironmentId, OperationId, ServiceId};
+use crate::domain::{EnvironmentId, OperationId, ServiceId, report};
 use crate::store::{operations, resources};
 
 /// The `Query` root.
@@ -93,6 +96,45 @@ impl Query {
         let id: OperationId = parse_id(&id)?;
         let op = scope(ctx)?.find(move |r, org| operations::operation(r, org, id)).await?;
         Ok(op.map(OperationNode))
+    }
+
+    /// The activity timeline of an environment or of a service (give
+    /// exactly one): its operations, newest first, one block each.
+    // Each argument is one of the public contract's (API.md).
+    #[allow(clippy::too_many_arguments)]
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment whose timeline to read.")] environment_id: Option<ID>,
+        #[graphql(desc = "The service (deleted or not) whose timeline to read.")] service_id: Option<ID>,
+        #[graphql(desc = "Only the blocks that match.")] filter: Option<ActivityFilter>,
+        #[graphql(desc = "The first `first` blocks after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+        #[graphql(desc = "The last `last` blocks before `before` (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page ends before.")] before: Option<String>,
+    ) -> Result<ActivityConnection> {
+        let filter =
+            filter.unwrap_or_default().validate(environment_id.as_ref(), service_id.as_ref()).gql()?;
+        let args = page_args(first, after, last, before)?;
+        let page =
+            scope(ctx)?.read(move |r, org| operations::operations_page(r, org, &filter, &args)).await?;
+        Ok(connection(page, OperationNode))
+    }
+
+    /// The activity report of an environment over `[from, to)`: every
+    /// operation queued in the period, including those on services deleted
+    /// since. Any period of the environment's life can be asked for.
+    async fn activity_report(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to report on.")] environment_id: ID,
+        #[graphql(desc = "Start of the period (included).")] from: DateTime<Utc>,
+        #[graphql(desc = "End of the period (excluded); later than `from`.")] to: DateTime<Utc>,
+    ) -> Result<ActivityReport> {
+        let env: EnvironmentId = parse_id(&environment_id)?;
+        let period = report::period(millis(from), millis(to)).gql()?;
+        let environment = scope(ctx)?.read(move |r, org| resources::environment(r, org, env)).await?;
+        Ok(ActivityReport { environment, period })
     }
 
     /// The organization's operations, newest first.

@@ -80,20 +80,22 @@ async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> R
     };
     // A small read buffer: clients send little (init, subscribe, pong), and
     // tungstenite keeps (and zero-fills) the whole buffer per connection.
-    upgrade.read_buffer_size(4 * 1024).protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
-        // The session counts as a task until the state it holds is
-        // gone: locals drop in reverse order, so `state` goes first.
-        let _session = state.tasks.token();
-        let state = state;
-        let mut data = Data::default();
-        data.insert(state.principal());
-        let serve = GraphQLWebSocket::new(socket, state.schema.clone(), protocol).with_data(data).serve();
-        // Open subscriptions end with the server.
-        tokio::select! {
-            () = serve => {}
-            () = state.shutdown.cancelled() => {}
-        }
-    })
+    upgrade.read_buffer_size(4 * 1024).protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(
+        move |socket| async move {
+            // The session counts as a task until the state it holds is
+            // gone: locals drop in reverse order, so `state` goes first.
+            let _session = state.tasks.token();
+            let state = state;
+            let mut data = Data::default();
+            data.insert(state.principal());
+            let serve = GraphQLWebSocket::new(socket, state.schema.clone(), protocol).with_data(data).serve();
+            // Open subscriptions end with the server.
+            tokio::select! {
+                () = serve => {}
+                () = state.shutdown.cancelled() => {}
+            }
+        },
+    )
 }
 
 fn count(state: &AppState) {

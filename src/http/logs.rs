@@ -18,9 +18,9 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use super::{AppState, error_response};
-use crate::domain::{DomainError, LogLine, Millis, OperationId, ServiceId};
+use crate::domain::{DomainError, LogLine, Millis, OperationId, OperationSelector, ServiceId};
 use crate::store::logs::{self, Log};
-use crate::store::{Store, operations, resources};
+use crate::store::{Store, activity, operations, resources};
 
 /// Lines read per storage round trip.
 const CHUNK: usize = 1_000;
@@ -44,6 +44,20 @@ struct Download {
     until: Option<Millis>,
 }
 
+impl LogQuery {
+    /// Whether the lines go out as JSON lines.
+    fn ndjson(&self) -> Result<bool, DomainError> {
+        match self.format.as_deref() {
+            None | Some("text") => Ok(false),
+            Some("ndjson") => Ok(true),
+            Some(other) => Err(DomainError::bad_input(
+                "format",
+                format!("`{other}` is not a log format: use `text` or `ndjson`"),
+            )),
+        }
+    }
+}
+
 pub async fn operation_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -54,6 +68,27 @@ pub async fn operation_logs(
         let op = id.parse::<OperationId>()?;
         state.store.read(move |r| operations::operation(r, org, op)).await?;
         Download::of(Log::Operation(op), &query)
+    };
+    match checked.await {
+        Ok(download) => download.respond(state.store.clone()),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `GET /services/{id}/operations/{selector}/logs`: the log of the
+/// operation a selector (`current`, `previous`, `latest-failed`,
+/// `offset-<n>`) names on a service.
+pub async fn selected_operation_logs(
+    State(state): State<AppState>,
+    Path((svc, selector)): Path<(String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Response {
+    let org = state.principal().organization_id;
+    let checked = async {
+        let svc = svc.parse::<ServiceId>()?;
+        let selector = OperationSelector::parse(&selector)?;
+        let op = state.store.read(move |r| activity::selected(r, org, svc, selector)).await?;
+        Download::of(Log::Operation(op.id), &query)
     };
     match checked.await {
         Ok(download) => download.respond(state.store.clone()),
@@ -80,16 +115,7 @@ pub async fn service_logs(
 
 impl Download {
     fn of(log: Log, query: &LogQuery) -> Result<Self, DomainError> {
-        let ndjson = match query.format.as_deref() {
-            None | Some("text") => false,
-            Some("ndjson") => true,
-            Some(other) => {
-                return Err(DomainError::bad_input(
-                    "format",
-                    format!("`{other}` is not a log format: use `text` or `ndjson`"),
-                ));
-            }
-        };
+        let ndjson = query.ndjson()?;
         let since = time("since", query.since.as_deref())?;
         let until = time("until", query.until.as_deref())?;
         if let (Some(since), Some(until)) = (since, until)

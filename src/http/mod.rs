@@ -4,7 +4,9 @@
 
 mod graphql;
 mod health;
+mod hooks;
 mod logs;
+mod reports;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -12,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -86,7 +88,12 @@ pub(crate) fn error_response(error: DomainError) -> Response {
         }
         other => other.to_string(),
     };
-    let body = serde_json::json!({ "error": { "message": message, "code": error.code().as_str() } });
+    coded_response(status, error.code(), &message)
+}
+
+/// A JSON error body `{"error": {"message", "code"}}` with `status`.
+pub(crate) fn coded_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "message": message, "code": code.as_str() } });
     (status, Json(body)).into_response()
 }
 
@@ -96,6 +103,12 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/operations/{id}/logs", get(logs::operation_logs))
         .route("/services/{id}/logs", get(logs::service_logs))
+        .route("/services/{id}/operations/{selector}/logs", get(logs::selected_operation_logs))
+        .route("/reports/activity.csv", get(reports::activity_csv))
+        .route(
+            "/hooks/github/{id}",
+            post(hooks::github).layer(axum::extract::DefaultBodyLimit::max(hooks::MAX_BODY)),
+        )
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -5,7 +5,7 @@
 //! before they write. [`Tx`] adds the writes and collects the events that
 //! the writer publishes once the transaction has committed.
 
-use std::ops::{ControlFlow, RangeInclusive};
+use std::ops::{Bound, ControlFlow, RangeInclusive};
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec;
 use super::events::Event;
-use super::tables::SEQUENCES;
+use super::tables::{OPERATIONS_BY_ENVIRONMENT_TIME, SEQUENCES};
 use crate::domain::DomainError;
 
 pub(crate) type Result<T> = std::result::Result<T, DomainError>;
@@ -149,6 +149,47 @@ impl<'a> Reader<'a> {
                 let (key, value) = entry.map_err(internal)?;
                 let row = codec::decode(value.value())?;
                 if f(key.value().1, row)?.is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every key of the time index of operations, in order.
+    pub fn time_index_keys(&self) -> Result<Vec<(u64, i64, u64)>> {
+        with_table!(self.txn, OPERATIONS_BY_ENVIRONMENT_TIME, |t| {
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(internal)? {
+                out.push(entry.map_err(internal)?.0.value());
+            }
+            Ok(out)
+        })
+    }
+
+    /// Calls `f` with the `(queued_at, OperationId)` of every operation of
+    /// environment `env` queued in `[from, to)` and after the position
+    /// `after`, in queue-time order, until `f` breaks: one range scan.
+    pub fn scan_time_index(
+        &self,
+        env: u64,
+        (from, to): (i64, i64),
+        after: Option<(i64, u64)>,
+        mut f: impl FnMut(i64, u64) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let start = match after {
+            Some((at, id)) if (at, id) >= (from, 0) => Bound::Excluded((env, at, id)),
+            _ => Bound::Included((env, from, 0)),
+        };
+        // Ids start at 1: `(env, to, 0)` lies before every key queued at `to`.
+        let end = Bound::Excluded((env, to, 0));
+        with_table!(self.txn, OPERATIONS_BY_ENVIRONMENT_TIME, |t| {
+            for entry in t.range::<(u64, i64, u64)>((start, end)).map_err(internal)? {
+                let (_, at, id) = entry.map_err(internal)?.0.value();
+                if f(at, id)?.is_break() {
                     break;
                 }
             }
@@ -325,6 +366,13 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    pub fn delete_row(&mut self, def: TableDefinition<(u64, u64), &[u8]>, key: (u64, u64)) -> Result<()> {
+        self.wrote = true;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.remove(key).map_err(internal)?;
+        Ok(())
+    }
+
     pub fn index<K: redb::Key + 'static>(
         &mut self,
         def: TableDefinition<(K, u64), ()>,
@@ -344,6 +392,14 @@ impl<'a> Tx<'a> {
         self.wrote = true;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.remove(key).map_err(internal)?;
+        Ok(())
+    }
+
+    /// Adds `(env, queued_at, id)` to the time index of operations.
+    pub fn index_time(&mut self, key: (u64, i64, u64)) -> Result<()> {
+        self.wrote = true;
+        let mut t = self.txn.open_table(OPERATIONS_BY_ENVIRONMENT_TIME).map_err(internal)?;
+        t.insert(key, ()).map_err(internal)?;
         Ok(())
     }
 

@@ -61,7 +61,7 @@ pub fn index_differences(r: Reader<'_>) -> Result<Vec<String>> {
             r.index_keys(ACTIVE_OPERATIONS_BY_SERVICE)?,
         ),
     ];
-    let mut differences = Vec::new();
+    let mut differences = time_index_differences(r, &operations)?;
     for (name, want, stored) in expected {
         let stored: Keys = stored.into_iter().collect();
         for missing in want.difference(&stored) {
@@ -72,6 +72,16 @@ pub fn index_differences(r: Reader<'_>) -> Result<Vec<String>> {
         }
     }
     Ok(differences)
+}
+
+/// The differences of the time index (three-part keys) from its rows.
+fn time_index_differences(r: Reader<'_>, operations: &[Operation]) -> Result<Vec<String>> {
+    let want: BTreeSet<(u64, i64, u64)> =
+        operations.iter().map(|o| (o.environment_id.0, o.queued_at, o.id.0)).collect();
+    let stored: BTreeSet<(u64, i64, u64)> = r.time_index_keys()?.into_iter().collect();
+    let missing = want.difference(&stored).map(|k| format!("operations_by_environment_time: missing {k:?}"));
+    let extra = stored.difference(&want).map(|k| format!("operations_by_environment_time: extra {k:?}"));
+    Ok(missing.chain(extra).collect())
 }
 
 #[cfg(test)]
@@ -95,7 +105,8 @@ mod tests {
         store
             .write(move |tx| {
                 tx.unindex(tables::ENVIRONMENTS_BY_ORG, (env.organization_id.0, env.id.0))?;
-                tx.index(tables::SERVICES_BY_ENVIRONMENT, (env.id.0, 99))
+                tx.index(tables::SERVICES_BY_ENVIRONMENT, (env.id.0, 99))?;
+                tx.index_time((env.id.0, 5, 98))
             })
             .await
             .unwrap();
@@ -103,6 +114,7 @@ mod tests {
         assert_eq!(
             differences,
             [
+                format!("operations_by_environment_time: extra ({}, 5, 98)", env.id.0),
                 format!("environments_by_org: missing ({}, {})", OrganizationId(1).0, env.id.0),
                 format!("services_by_environment: extra ({}, 99)", env.id.0),
             ]

@@ -1,20 +1,20 @@
 //! The stored schema version and the numbered migrations that reach it.
 
-use anyhow::bail;
-use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
+use anyhow::{Context, bail};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::tables::*;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 const VERSION_KEY: &str = "schema_version";
 
 /// One migration: changes the tables inside the given write transaction.
-type Migration = fn(&WriteTransaction) -> Result<(), redb::TableError>;
+type Migration = fn(&WriteTransaction) -> anyhow::Result<()>;
 
 /// Migration `n` brings a file from version `n - 1` to `n`.
-const MIGRATIONS: [Migration; 2] = [create_tables_v1, create_tables_v2];
+const MIGRATIONS: [Migration; 3] = [create_tables_v1, index_operations_by_time_v2, create_tables_v3];
 
 /// Brings `db` to [`SCHEMA_VERSION`], or refuses a file written by a newer
 /// build with a message that says what to do.
@@ -27,7 +27,12 @@ pub fn migrate(db: &Database) -> anyhow::Result<()> {
              --db file"
         );
     }
-    for version in stored + 1..=SCHEMA_VERSION {
+    migrate_to(db, stored, SCHEMA_VERSION)
+}
+
+/// Runs the migrations after `stored` up to `target`, one transaction each.
+fn migrate_to(db: &Database, stored: u64, target: u64) -> anyhow::Result<()> {
+    for version in stored + 1..=target {
         let txn = db.begin_write()?;
         MIGRATIONS[(version - 1) as usize](&txn)?;
         txn.open_table(META)?.insert(VERSION_KEY, version)?;
@@ -46,7 +51,7 @@ fn stored_version(db: &Database) -> anyhow::Result<u64> {
     }
 }
 
-fn create_tables_v1(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+fn create_tables_v1(txn: &WriteTransaction) -> anyhow::Result<()> {
     fn rows(txn: &WriteTransaction, def: TableDefinition<u64, &[u8]>) -> Result<(), redb::TableError> {
         txn.open_table(def).map(drop)
     }
@@ -80,8 +85,29 @@ fn create_tables_v1(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     Ok(())
 }
 
-/// Version 2: where retention has deleted logs up to, and the status feed.
-fn create_tables_v2(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+/// Version 2: the time index of operations (built from every stored
+/// operation) and the webhook deliveries.
+fn index_operations_by_time_v2(txn: &WriteTransaction) -> anyhow::Result<()> {
+    /// The two fields the index needs; the rest of the row is skipped.
+    #[derive(serde::Deserialize)]
+    struct Queued {
+        environment_id: u64,
+        queued_at: i64,
+    }
+    let operations = txn.open_table(OPERATIONS)?;
+    let mut index = txn.open_table(OPERATIONS_BY_ENVIRONMENT_TIME)?;
+    for entry in operations.iter()? {
+        let (id, row) = entry?;
+        let op: Queued = serde_json::from_slice(row.value())
+            .with_context(|| format!("reading operation {} to index it by time", id.value()))?;
+        index.insert((op.environment_id, op.queued_at, id.value()), ())?;
+    }
+    txn.open_table(WEBHOOK_DELIVERIES)?;
+    Ok(())
+}
+
+/// Version 3: where retention has deleted logs up to, and the status feed.
+fn create_tables_v3(txn: &WriteTransaction) -> anyhow::Result<()> {
     for def in [OPERATION_LOG_FLOORS, SERVICE_LOG_FLOORS, LOG_RETENTION_MARKS] {
         txn.open_table(def)?;
     }
@@ -107,5 +133,35 @@ mod tests {
         txn.commit().unwrap();
         let err = migrate(&db).unwrap_err().to_string();
         assert!(err.contains("run a newer opsgraph"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn version_2_builds_the_time_index_of_the_operations_of_a_version_1_file() {
+        use crate::domain::fixtures::op;
+        use crate::domain::{OperationStatus, OperationType};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            migrate_to(&db, 0, 1).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut rows = txn.open_table(OPERATIONS).unwrap();
+                for id in [1, 2, 3] {
+                    let mut row = op(id, OperationType::Restart, OperationStatus::DeploymentOk);
+                    row.environment_id.0 = id % 2;
+                    rows.insert(id, serde_json::to_vec(&row).unwrap().as_slice()).unwrap();
+                }
+                let mut by_env = txn.open_table(OPERATIONS_BY_ENVIRONMENT).unwrap();
+                for (env, id) in [(1, 1), (0, 2), (1, 3)] {
+                    by_env.insert((env, id), ()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        let keys = store.read(|r| r.time_index_keys()).await.unwrap();
+        assert_eq!(keys, [(0, 2_000, 2), (1, 1_000, 1), (1, 3_000, 3)]);
     }
 }

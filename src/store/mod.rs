@@ -7,13 +7,16 @@
 //! events published only after the commit succeeded.
 
 mod access;
+pub mod activity;
 mod check;
 mod codec;
 pub mod events;
+pub mod hooks;
 pub mod logs;
 mod migrations;
 pub mod operations;
 pub mod paging;
+pub mod pins;
 pub mod resources;
 pub mod retention;
 pub mod statuses;
@@ -47,15 +50,28 @@ pub struct Store {
     closed: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Bytes redb may cache by default. Bounded, so that reading a large
+/// history (a report over a million operations) does not grow the process
+/// with every page read: redb's own default is 1 GiB.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 impl Store {
-    /// Opens (or creates) the file at `path`, checks or migrates its schema
-    /// and starts the writer thread.
+    /// Opens (or creates) the file at `path` with the default cache size.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the file at `path` with a page cache of at most
+    /// `cache_bytes`, checks or migrates its schema and starts the writer
+    /// thread.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the directory of {}", path.display()))?;
         }
-        let db = Database::create(path)
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
             .with_context(|| format!("opening the database file {}", path.display()))?;
         migrations::migrate(&db).with_context(|| format!("preparing {}", path.display()))?;
         let db = Arc::new(db);

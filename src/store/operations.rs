@@ -12,11 +12,13 @@ use super::tables::*;
 use crate::domain::plan::plan;
 use crate::domain::{
     DomainError, NewLine, NewOperation, Operation, OperationFilter, OperationId, OperationStatus,
-    OperationType, OrganizationId, Principal, RollbackOutcome, ServiceId, ServiceKind, Step, StepStatus,
-    now_millis,
+    OperationType, OrganizationId, Principal, RollbackOutcome, Service, ServiceId, ServiceKind, Step,
+    StepStatus, now_millis,
 };
 
 /// Queues an operation, or returns the one an idempotency key already made.
+/// A roll back pins the commit it rolls away from, and a push of another
+/// commit lifts the pin (see `domain::pin`), in the same transaction.
 pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Result<Operation> {
     let org = principal.organization_id;
     let r = tx.reader();
@@ -32,21 +34,67 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         )));
     }
     let env = environment(r, org, svc.environment_id)?;
-    let commit = match new.op_type {
-        OperationType::Deploy => Some(
+    let id = OperationId(tx.next_id("operation")?);
+    let op = new_row(id, &svc, env.name.as_str(), new)?;
+    insert_operation(tx, &op)?;
+    if let Some(key) = &new.idempotency_key {
+        tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
+    }
+    let mut lines = vec![NewLine::system(queued_line(&op))];
+    lines.extend(super::pins::change_on_queue(tx, svc, &op)?.map(NewLine::system));
+    logs::append(tx, Log::Operation(id), &lines)?;
+    record_event(tx, &op, OperationEventKind::Queued, None)?;
+    Ok(op)
+}
+
+/// The row of a new operation `id` on `svc`, as `new` asks.
+fn new_row(id: OperationId, svc: &Service, environment_name: &str, new: &NewOperation) -> Result<Operation> {
+    Ok(Operation {
+        id,
+        organization_id: svc.organization_id,
+        environment_id: svc.environment_id,
+        service_id: svc.id,
+        op_type: new.op_type,
+        status: OperationStatus::Queued,
+        commit: commit_of(svc, new)?,
+        previous_commit: svc.current_commit.clone(),
+        trigger: new.trigger.clone(),
+        service_name: svc.name.as_str().to_owned(),
+        environment_name: environment_name.to_owned(),
+        service_kind: svc.kind,
+        queued_at: now_millis(),
+        started_at: None,
+        finished_at: None,
+        steps: plan(new.op_type, svc.kind, scales_down(svc, new)?).into_iter().map(Step::planned).collect(),
+        rollback: RollbackOutcome::NotNeeded,
+        target_instances: new.target_instances,
+        redeploy_of: new.redeploy_of,
+        idempotency_key: new.idempotency_key.clone(),
+    })
+}
+
+/// The commit a new operation records: the one a deploy deploys, else the
+/// one the service runs (which a redeploy needs).
+fn commit_of(svc: &Service, new: &NewOperation) -> Result<Option<String>> {
+    match new.op_type {
+        OperationType::Deploy => Ok(Some(
             new.commit
                 .clone()
                 .ok_or_else(|| DomainError::bad_input("commit", "a deploy needs the commit to deploy"))?,
-        ),
-        OperationType::Redeploy => Some(svc.current_commit.clone().ok_or_else(|| {
+        )),
+        OperationType::Redeploy => Ok(Some(svc.current_commit.clone().ok_or_else(|| {
             DomainError::Conflict(format!(
                 "service {} has never been deployed: deploy a commit first",
                 svc.id
             ))
-        })?),
-        _ => svc.current_commit.clone(),
-    };
-    let scale_down = match (new.op_type, new.target_instances) {
+        })?)),
+        _ => Ok(svc.current_commit.clone()),
+    }
+}
+
+/// Whether a `SCALE` lowers the instance count (checked against the kind).
+fn scales_down(svc: &Service, new: &NewOperation) -> Result<bool> {
+    match (new.op_type, new.target_instances) {
         (OperationType::Scale, Some(n)) => {
             if svc.kind == ServiceKind::Database && n > 1 {
                 return Err(DomainError::bad_input(
@@ -54,45 +102,33 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
                     "a DATABASE owns a data directory that only one instance may hold: at most 1",
                 ));
             }
-            n < svc.spec.instances
+            Ok(n < svc.spec.instances)
         }
         (OperationType::Scale, None) => {
-            return Err(DomainError::bad_input("instances", "a scale needs an instance count"));
+            Err(DomainError::bad_input("instances", "a scale needs an instance count"))
         }
-        _ => false,
-    };
-    let id = OperationId(tx.next_id("operation")?);
-    let op = Operation {
-        id,
-        organization_id: org,
-        environment_id: env.id,
-        service_id: svc.id,
-        op_type: new.op_type,
-        status: OperationStatus::Queued,
-        commit,
-        previous_commit: svc.current_commit.clone(),
-        trigger: new.trigger.clone(),
-        service_name: svc.name.as_str().to_owned(),
-        environment_name: env.name.as_str().to_owned(),
-        service_kind: svc.kind,
-        queued_at: now_millis(),
-        started_at: None,
-        finished_at: None,
-        steps: plan(new.op_type, svc.kind, scale_down).into_iter().map(Step::planned).collect(),
-        rollback: RollbackOutcome::NotNeeded,
-        target_instances: new.target_instances,
-        redeploy_of: new.redeploy_of,
-        idempotency_key: new.idempotency_key.clone(),
-    };
-    tx.put(OPERATIONS, id.0, &op)?;
-    tx.index(OPERATIONS_BY_ORG, (org.0, id.0))?;
-    tx.index(OPERATIONS_BY_ENVIRONMENT, (env.id.0, id.0))?;
-    tx.index(OPERATIONS_BY_SERVICE, (svc.id.0, id.0))?;
-    tx.index(OPERATIONS_BY_STATUS, (op.status.code(), id.0))?;
-    tx.index(ACTIVE_OPERATIONS_BY_SERVICE, (svc.id.0, id.0))?;
-    if let Some(key) = &new.idempotency_key {
-        tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
+        _ => Ok(false),
     }
+}
+
+/// Writes a new operation row and every index of it. Also how benchmarks
+/// seed large histories: whatever `op` holds is stored as it is.
+pub fn insert_operation(tx: &mut Tx<'_>, op: &Operation) -> Result<()> {
+    let id = op.id.0;
+    tx.put(OPERATIONS, id, op)?;
+    tx.index(OPERATIONS_BY_ORG, (op.organization_id.0, id))?;
+    tx.index(OPERATIONS_BY_ENVIRONMENT, (op.environment_id.0, id))?;
+    tx.index_time((op.environment_id.0, op.queued_at, id))?;
+    tx.index(OPERATIONS_BY_SERVICE, (op.service_id.0, id))?;
+    tx.index(OPERATIONS_BY_STATUS, (op.status.code(), id))?;
+    if !op.status.is_final() {
+        tx.index(ACTIVE_OPERATIONS_BY_SERVICE, (op.service_id.0, id))?;
+    }
+    Ok(())
+}
+
+/// The first line of an operation's log: what was queued, for whom.
+fn queued_line(op: &Operation) -> String {
     let source = op.trigger.source.as_str();
     let by = match (&op.trigger.author, op.trigger.reason) {
         (Some(author), _) => format!("{} via {source}", author.name),
@@ -103,9 +139,7 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
         Some(commit) => format!("{} of commit {commit}", op.op_type.as_str()),
         None => op.op_type.as_str().to_owned(),
     };
-    logs::append(tx, Log::Operation(id), &[NewLine::system(format!("queued {what}, asked by {by}"))])?;
-    record_event(tx, &op, OperationEventKind::Queued, None)?;
-    Ok(op)
+    format!("queued {what}, asked by {by}")
 }
 
 /// The operation a reused idempotency key made, if the request is the same;

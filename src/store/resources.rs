@@ -7,6 +7,7 @@ use super::events::Event;
 use super::paging::{Page, PageArgs, paginate};
 use super::statuses::Watch;
 use super::tables::*;
+use crate::domain::resource::NewService;
 use crate::domain::{
     DomainError, Environment, EnvironmentId, EnvironmentPatch, Instance, InstanceId, Name, Organization,
     OrganizationId, Service, ServiceId, ServiceKind, ServicePatch, ServiceSpec, now_millis,
@@ -116,21 +117,15 @@ fn name_taken(r: Reader<'_>, env: EnvironmentId, name: &Name, except: Option<Ser
     Ok(taken)
 }
 
-pub fn create_service(
-    tx: &mut Tx<'_>,
-    org: OrganizationId,
-    env: EnvironmentId,
-    name: Name,
-    kind: ServiceKind,
-    spec: ServiceSpec,
-) -> Result<Service> {
+pub fn create_service(tx: &mut Tx<'_>, org: OrganizationId, new: &NewService) -> Result<Service> {
     let r = tx.reader();
+    let env = new.environment_id;
     environment(r, org, env)?;
-    check_spec(kind, &spec)?;
-    if name_taken(r, env, &name, None)? {
+    check_spec(new.kind, &new.spec)?;
+    if name_taken(r, env, &new.name, None)? {
         return Err(DomainError::Conflict(format!(
             "a service named `{}` already exists in environment {env}",
-            name.as_str()
+            new.name.as_str()
         )));
     }
     let watch = Watch::environment(r, env)?;
@@ -139,12 +134,15 @@ pub fn create_service(
         id,
         organization_id: org,
         environment_id: env,
-        name,
-        kind,
-        spec,
+        name: new.name.clone(),
+        kind: new.kind,
+        spec: new.spec.clone(),
         current_commit: None,
         created_at: now_millis(),
         deleted_at: None,
+        branch: new.branch.clone(),
+        webhook_secret: new.webhook_secret.clone(),
+        pin: None,
     };
     tx.put(SERVICES, id.0, &svc)?;
     tx.index(SERVICES_BY_ENVIRONMENT, (env.0, id.0))?;
@@ -182,6 +180,12 @@ pub fn update_service(
         svc.name = name.clone();
     }
     patch.apply(&mut svc.spec);
+    if let Some(branch) = &patch.branch {
+        svc.branch.clone_from(branch);
+    }
+    if let Some(secret) = &patch.webhook_secret {
+        svc.webhook_secret.clone_from(secret);
+    }
     tx.put(SERVICES, id.0, &svc)?;
     Ok(svc)
 }

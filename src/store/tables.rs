@@ -67,6 +67,13 @@ pub const OPERATIONS_BY_ENVIRONMENT: TableDefinition<(u64, u64), ()> =
 pub const OPERATIONS_BY_SERVICE: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("operations_by_service_v1");
 
+/// Key: (EnvironmentId, queued_at in ms, OperationId): an environment's
+/// operations in queue-time order, so a report over a period is one range
+/// scan. `queued_at` never changes once an operation is queued.
+/// Value: ().
+pub const OPERATIONS_BY_ENVIRONMENT_TIME: TableDefinition<(u64, i64, u64), ()> =
+    TableDefinition::new("operations_by_environment_time_v1");
+
 /// Key: (OperationStatus code, OperationId).
 /// Value: ().
 pub const OPERATIONS_BY_STATUS: TableDefinition<(u8, u64), ()> =
@@ -114,3 +121,9 @@ pub const LOG_RETENTION_MARKS: TableDefinition<u64, u64> = TableDefinition::new(
 /// Value: `store::statuses::StatusEvent`: the feed `statusChanges` resumes
 /// from.
 pub const STATUS_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("status_events_v1");
+/// Key: (ServiceId, seq) with seq 1, 2, 3 … per service; only the newest
+/// `store::hooks::KEPT_DELIVERIES` are kept (refused deliveries come from
+/// anyone who knows the URL).
+/// Value: `domain::webhook::Delivery`: what became of a GitHub delivery.
+pub const WEBHOOK_DELIVERIES: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("webhook_deliveries_v1");

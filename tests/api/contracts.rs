@@ -73,9 +73,12 @@ async fn seed(app: &TestApp) -> Value {
     let slow = app.create_service(&env, service("slow", "exec sleep 60")).await;
     app.deploy(&slow, "s1").await;
     let queued = app.deploy(&slow, "s2").await;
+    let day = chrono::Duration::days(1);
+    let now = chrono::Utc::now();
     json!({
         "environmentId": env, "serviceId": web, "operationId": done,
         "queuedOperationId": queued, "scratchServiceId": scratch,
+        "from": (now - day).to_rfc3339(), "to": (now + day).to_rfc3339(),
     })
 }
 

@@ -358,3 +358,51 @@ pub fn steps(op: &Value) -> Vec<(String, String)> {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// A GitHub push event body: `pusher` pushed `commit` to `branch`.
+pub fn push_event(branch: &str, commit: &str, pusher: &str) -> Value {
+    json!({
+        "ref": format!("refs/heads/{branch}"), "before": "0000000", "after": commit,
+        "repository": { "full_name": "acme/web" }, "pusher": { "name": pusher, "email": "p@example.com" },
+        "head_commit": { "id": commit, "message": "change" }
+    })
+}
+
+impl TestApp {
+    /// Delivers a GitHub `push` event to the service's hook, signed with
+    /// `secret` (unsigned when `None`); returns the status and JSON body.
+    pub async fn push(
+        &self,
+        service: &str,
+        secret: Option<&str>,
+        event: &Value,
+        delivery: &str,
+    ) -> (u16, Value) {
+        let body = event.to_string();
+        let mut request = self
+            .client
+            .post(format!("{}/hooks/github/{service}", self.address))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", delivery);
+        if let Some(secret) = secret {
+            let secret = opsgraph::domain::WebhookSecret::parse(secret).unwrap();
+            request = request
+                .header("x-hub-signature-256", opsgraph::domain::webhook::sign(&secret, body.as_bytes()));
+        }
+        let response = request.body(body).send().await.expect("delivery sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON answer"))
+    }
+
+    /// The service's operations, newest first, as the timeline shows them.
+    pub async fn timeline(&self, service: &str) -> Vec<Value> {
+        let data = self
+            .gql(
+                "query($s: ID!) { activity(serviceId: $s, first: 100) { nodes { id type status commit redeployOf { id } trigger { kind source author { name } } } } }",
+                json!({ "s": service }),
+            )
+            .await;
+        data["activity"]["nodes"].as_array().unwrap().clone()
+    }
+}

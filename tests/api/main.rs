@@ -1,12 +1,15 @@
 //! Integration tests over real HTTP and WebSocket.
 
+mod activity;
 mod contracts;
 mod deploys;
 mod errors;
 mod healing;
 mod helpers;
+mod hooks;
 mod logs;
 mod queue;
 mod recovery;
+mod reports;
 mod resources;
 mod statuses;

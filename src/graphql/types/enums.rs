@@ -4,6 +4,12 @@
 
 use async_graphql::Enum;
 
+/// A list of GraphQL enum values given by a client as domain values; an
+/// omitted list is empty (a filter that lets every value through).
+pub fn all<G, D: From<G>>(list: Option<Vec<G>>) -> Vec<D> {
+    list.unwrap_or_default().into_iter().map(D::from).collect()
+}
+
 /// What an operation does to its service.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "crate::domain::OperationType", display)]
@@ -226,4 +232,34 @@ pub enum OperationEventKind {
     StatusChanged,
     /// One of an operation's steps changed status; the operation's did not.
     StepChanged,
+}
+
+/// How an operation ended, or that it has not yet: its status folded into
+/// the answers an activity timeline shows.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::Outcome")]
+pub enum OperationOutcome {
+    /// Not final yet.
+    InProgress,
+    /// Ended `DEPLOYMENT_OK`.
+    Succeeded,
+    /// Ended `BUILDING_ERROR` or `DEPLOYMENT_ERROR`.
+    Failed,
+    /// Ended `CANCELLED`.
+    Cancelled,
+}
+
+/// What became of a GitHub delivery.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::webhook::DeliveryOutcome")]
+pub enum WebhookDeliveryOutcome {
+    /// A `DEPLOY` of the pushed commit was queued.
+    Deployed,
+    /// Accepted with nothing to do: another branch, another event, a
+    /// deleted branch or service.
+    Ignored,
+    /// A push of a pinned commit: not deployed.
+    Skipped,
+    /// The signature was missing or wrong: refused with 401.
+    Refused,
 }

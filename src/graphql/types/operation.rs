@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::enums::{OperationStatus, OperationType, RollbackOutcome, TriggerSource};
+use super::enums::{OperationOutcome, OperationStatus, OperationType, RollbackOutcome, TriggerSource, all};
 use super::environment::EnvironmentNode;
 use super::log_line::{LogFilterInput, LogLineConnection, log_page};
 use super::redeploy::{RedeployRefusal, service_live};
@@ -41,6 +41,12 @@ impl OperationNode {
     /// Where the operation is; final statuses never change again.
     async fn status(&self) -> OperationStatus {
         self.0.status.into()
+    }
+
+    /// How it ended (`IN_PROGRESS` until it is final): its status in the
+    /// words of the activity timeline.
+    async fn outcome(&self) -> OperationOutcome {
+        self.0.outcome().into()
     }
 
     /// The service; null once the service is deleted (`serviceName` stays).
@@ -143,8 +149,8 @@ impl OperationNode {
     }
 
     /// Whether "redeploy this commit" is offered: a `DEPLOY` or `REDEPLOY`
-    /// with a commit that got past its build, on a service that still
-    /// exists.
+    /// with a commit that got past its build and is not pinned, on a
+    /// service that still exists.
     async fn can_redeploy(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(self.refusal(&scope(ctx)?).await?.is_none())
     }
@@ -159,7 +165,7 @@ impl OperationNode {
     async fn refusal(&self, scope: &Scope<'_>) -> Result<Option<RedeployRefusal>> {
         let svc = self.0.service_id;
         let live = scope.read(move |r, org| service_live(r, org, svc)).await?;
-        Ok(RedeployRefusal::of(&self.0, live))
+        Ok(RedeployRefusal::of(&self.0, live.as_ref()))
     }
 }
 
@@ -186,9 +192,6 @@ pub struct OperationFilterInput {
 
 impl OperationFilterInput {
     pub fn validate(self) -> Result<domain::OperationFilter, DomainError> {
-        fn all<G, D: From<G>>(list: Option<Vec<G>>) -> Vec<D> {
-            list.unwrap_or_default().into_iter().map(D::from).collect()
-        }
         Ok(domain::OperationFilter {
             environment_id: self.environment_id.map(|id| id.parse()).transpose()?,
             service_id: self.service_id.map(|id| id.parse()).transpose()?,
@@ -197,6 +200,7 @@ impl OperationFilterInput {
             sources: all(self.sources),
             queued_from: self.queued_from.map(millis),
             queued_to: self.queued_to.map(millis),
+            ..domain::OperationFilter::default()
         })
     }
 }

@@ -4,9 +4,11 @@
 use async_graphql::{ID, InputObject};
 
 use super::enums::TriggerSource;
+use super::selector::OperationSelectorInput;
 use crate::domain::resource::{parse_commit, parse_instances};
 use crate::domain::{
-    DomainError, Member, NewOperation, Operation, OperationId, OperationType, ServiceId, Trigger,
+    DomainError, Member, NewOperation, Operation, OperationId, OperationSelector, OperationType, ServiceId,
+    Trigger,
 };
 
 /// Longest idempotency key accepted.
@@ -27,15 +29,21 @@ pub struct DeployInput {
     pub idempotency_key: Option<String>,
 }
 
-/// Input of `redeploy`: exactly one of `serviceId` and `operationId`.
+/// Input of `redeploy`: `serviceId` alone, `operationId` alone, or
+/// `serviceId` with `operation`.
 #[derive(InputObject)]
 pub struct RedeployInput {
-    /// Redeploy the service's current commit (a `REDEPLOY`).
+    /// Alone: redeploy the service's current commit (a `REDEPLOY`). With
+    /// `operation`: the service whose operation is named.
     pub service_id: Option<ID>,
     /// "Redeploy this commit": deploy again the commit of this operation on
     /// its service (a `DEPLOY` with `redeployOf` set). Refused when the
     /// operation's `canRedeploy` is false.
     pub operation_id: Option<ID>,
+    /// With `serviceId`: "redeploy this commit" of the operation the
+    /// selector names (for example `PREVIOUS`: roll back to what ran
+    /// before), instead of giving its id.
+    pub operation: Option<OperationSelectorInput>,
     /// The channel the request comes through.
     #[graphql(default_with = "TriggerSource::Api")]
     pub source: TriggerSource,
@@ -123,12 +131,19 @@ impl DeployInput {
     }
 }
 
+/// An operation named by its id or by a selector on its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationRef {
+    Id(OperationId),
+    Selected(ServiceId, OperationSelector),
+}
+
 /// What a [`RedeployInput`] asks for.
 pub enum Redeploy {
     /// A `REDEPLOY` of the service's current commit, ready to submit.
     Service(NewOperation),
     /// "Redeploy this commit": see [`Redeploy::deploy_of`].
-    Operation(OperationId, Common),
+    Operation(OperationRef, Common),
 }
 
 impl Redeploy {
@@ -143,14 +158,19 @@ impl Redeploy {
 impl RedeployInput {
     pub fn validate(&self, author: &Member) -> Result<Redeploy, DomainError> {
         let common = common(author, self.source, self.idempotency_key.as_deref())?;
-        match (&self.service_id, &self.operation_id) {
-            (Some(svc), None) => {
+        match (&self.service_id, &self.operation_id, self.operation) {
+            (Some(svc), None, None) => {
                 Ok(Redeploy::Service(new_operation(svc.parse()?, OperationType::Redeploy, common)))
             }
-            (None, Some(op)) => Ok(Redeploy::Operation(op.parse()?, common)),
+            (None, Some(op), None) => Ok(Redeploy::Operation(OperationRef::Id(op.parse()?), common)),
+            (Some(svc), None, Some(selector)) => {
+                let named = OperationRef::Selected(svc.parse()?, selector.validate()?);
+                Ok(Redeploy::Operation(named, common))
+            }
             _ => Err(DomainError::bad_input(
                 "serviceId",
-                "give exactly one of `serviceId` (redeploy the current commit) and `operationId` (redeploy that operation's commit)",
+                "give `serviceId` alone (redeploy the current commit), `operationId` alone, or `serviceId` \
+                 with `operation` (redeploy that operation's commit)",
             )),
         }
     }
@@ -182,20 +202,34 @@ mod tests {
 
     #[test]
     fn redeploy_needs_exactly_one_target() {
-        let input = |svc: Option<&str>, op: Option<&str>| RedeployInput {
-            service_id: svc.map(ID::from),
-            operation_id: op.map(ID::from),
-            source: TriggerSource::Api,
-            idempotency_key: None,
-        };
-        for bad in [input(None, None), input(Some("svc_1"), Some("op_1"))] {
+        use super::super::selector::OperationSelectorKind;
+        let previous = OperationSelectorInput { kind: OperationSelectorKind::Previous, offset: None };
+        let input =
+            |svc: Option<&str>, op: Option<&str>, selector: Option<OperationSelectorInput>| RedeployInput {
+                service_id: svc.map(ID::from),
+                operation_id: op.map(ID::from),
+                operation: selector,
+                source: TriggerSource::Api,
+                idempotency_key: None,
+            };
+        for bad in [
+            input(None, None, None),
+            input(Some("svc_1"), Some("op_1"), None),
+            input(None, None, Some(previous)),
+            input(None, Some("op_1"), Some(previous)),
+        ] {
             let err = bad.validate(&ada()).err().unwrap();
             assert_eq!(err.code().as_str(), "BAD_USER_INPUT");
         }
-        match input(None, Some("op_7")).validate(&ada()).unwrap() {
-            Redeploy::Operation(op, _) => assert_eq!(op, OperationId(7)),
+        let named = |input: RedeployInput| match input.validate(&ada()).unwrap() {
+            Redeploy::Operation(named, _) => named,
             Redeploy::Service(_) => panic!("expected a redeploy of an operation"),
-        }
+        };
+        assert_eq!(named(input(None, Some("op_7"), None)), OperationRef::Id(OperationId(7)));
+        assert_eq!(
+            named(input(Some("svc_2"), None, Some(previous))),
+            OperationRef::Selected(ServiceId(2), OperationSelector::Previous)
+        );
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! by `Operation.canRedeploy` and the `redeploy(operationId:)` mutation, so
 //! the mutation accepts exactly what the timeline offers.
 
+use super::operation_input::OperationRef;
 use crate::domain::{
-    DomainError, Operation, OperationId, OperationStatus, OperationType, OrganizationId, ServiceId, StepKind,
+    DomainError, Operation, OperationStatus, OperationType, OrganizationId, Service, ServiceId, StepKind,
     StepStatus,
 };
 use crate::graphql::scope::found;
-use crate::store::{Reader, operations, resources};
+use crate::store::{Reader, activity, operations, resources};
 
 /// Why "redeploy this commit" is not offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,20 +22,23 @@ pub enum RedeployRefusal {
     /// The operation never got past its build (queued, cancelled before it
     /// started, building, or failed to build).
     NotBuilt,
+    /// The commit is pinned: a person rolled back from it.
+    CommitPinned,
 }
 
 impl RedeployRefusal {
-    /// The refusal for `op`, whose service is live when `service_live`;
-    /// `None` when the commit can be redeployed.
-    pub fn of(op: &Operation, service_live: bool) -> Option<Self> {
-        if !service_live {
-            Some(Self::ServiceDeleted)
-        } else if !matches!(op.op_type, OperationType::Deploy | OperationType::Redeploy) {
+    /// The refusal for `op`, whose service is `live` (`None` once
+    /// deleted); `None` when the commit can be redeployed.
+    pub fn of(op: &Operation, live: Option<&Service>) -> Option<Self> {
+        let Some(svc) = live else { return Some(Self::ServiceDeleted) };
+        if !matches!(op.op_type, OperationType::Deploy | OperationType::Redeploy) {
             Some(Self::NotADeploy(op.op_type))
         } else if op.commit.is_none() {
             Some(Self::NoCommit)
         } else if !got_past_build(op) {
             Some(Self::NotBuilt)
+        } else if svc.pin.as_ref().is_some_and(|p| Some(&p.commit) == op.commit.as_ref()) {
+            Some(Self::CommitPinned)
         } else {
             None
         }
@@ -50,13 +54,17 @@ impl RedeployRefusal {
             ),
             Self::NoCommit => "the operation has no commit".to_owned(),
             Self::NotBuilt => "the operation never built its commit successfully".to_owned(),
+            Self::CommitPinned => {
+                "its commit is pinned: the service was rolled back from it (see Service.pin; unpinCommit lifts it)"
+                    .to_owned()
+            }
         }
     }
 
     /// The refusal as the error of the `redeploy` mutation.
     pub fn into_error(self) -> DomainError {
         match self {
-            Self::ServiceDeleted | Self::NotBuilt => DomainError::Conflict(format!(
+            Self::ServiceDeleted | Self::NotBuilt | Self::CommitPinned => DomainError::Conflict(format!(
                 "cannot redeploy the commit of this operation: {}",
                 self.message()
             )),
@@ -65,16 +73,27 @@ impl RedeployRefusal {
     }
 }
 
-/// Whether the service exists and is not deleted.
-pub fn service_live(r: Reader<'_>, org: OrganizationId, svc: ServiceId) -> Result<bool, DomainError> {
-    Ok(found(resources::service(r, org, svc))?.is_some_and(|s| !s.is_deleted()))
+/// The service, if it exists and is not deleted.
+pub fn service_live(
+    r: Reader<'_>,
+    org: OrganizationId,
+    svc: ServiceId,
+) -> Result<Option<Service>, DomainError> {
+    Ok(found(resources::service(r, org, svc))?.filter(|s| !s.is_deleted()))
 }
 
-/// The operation `id`, if "redeploy this commit" is offered on it; the
+/// The operation `named`, if "redeploy this commit" is offered on it; the
 /// refusal as an error otherwise.
-pub fn redeployable(r: Reader<'_>, org: OrganizationId, id: OperationId) -> Result<Operation, DomainError> {
-    let op = operations::operation(r, org, id)?;
-    match RedeployRefusal::of(&op, service_live(r, org, op.service_id)?) {
+pub fn redeployable(
+    r: Reader<'_>,
+    org: OrganizationId,
+    named: OperationRef,
+) -> Result<Operation, DomainError> {
+    let op = match named {
+        OperationRef::Id(id) => operations::operation(r, org, id)?,
+        OperationRef::Selected(svc, selector) => activity::selected(r, org, svc, selector)?,
+    };
+    match RedeployRefusal::of(&op, service_live(r, org, op.service_id)?.as_ref()) {
         Some(refusal) => Err(refusal.into_error()),
         None => Ok(op),
     }
@@ -102,46 +121,26 @@ fn got_past_build(op: &Operation) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        EnvironmentId, Member, OperationId, OrganizationId, RollbackOutcome, ServiceId, ServiceKind, Step,
-        Trigger, TriggerSource,
-    };
+    use crate::domain::fixtures::{op, service};
 
     fn deploy(build: StepStatus, status: OperationStatus) -> Operation {
-        let member = Member { id: 1, name: "ada".into() };
-        let mut steps = vec![Step::planned(StepKind::Build), Step::planned(StepKind::Switch)];
-        steps[0].status = build;
-        Operation {
-            id: OperationId(1),
-            organization_id: OrganizationId(1),
-            environment_id: EnvironmentId(1),
-            service_id: ServiceId(1),
-            op_type: OperationType::Deploy,
-            status,
-            commit: Some("abc".into()),
-            previous_commit: None,
-            trigger: Trigger::user(member, TriggerSource::Api).unwrap(),
-            service_name: "api".into(),
-            environment_name: "prod".into(),
-            service_kind: ServiceKind::Application,
-            queued_at: 1,
-            started_at: Some(2),
-            finished_at: None,
-            steps,
-            rollback: RollbackOutcome::NotNeeded,
-            target_instances: None,
-            redeploy_of: None,
-            idempotency_key: None,
-        }
+        let mut op = op(1, OperationType::Deploy, status).with_commit("abc");
+        op.started_at = Some(2);
+        op.steps[0].status = build;
+        op
+    }
+
+    fn live() -> Service {
+        service(Some("abc"))
     }
 
     #[test]
     fn a_built_deploy_can_be_redeployed_even_if_its_deployment_failed() {
         for status in [OperationStatus::DeploymentOk, OperationStatus::DeploymentError] {
-            assert_eq!(RedeployRefusal::of(&deploy(StepStatus::Succeeded, status), true), None);
+            assert_eq!(RedeployRefusal::of(&deploy(StepStatus::Succeeded, status), Some(&live())), None);
         }
         let rolled_back = deploy(StepStatus::RolledBack, OperationStatus::Cancelled);
-        assert_eq!(RedeployRefusal::of(&rolled_back, true), None);
+        assert_eq!(RedeployRefusal::of(&rolled_back, Some(&live())), None);
     }
 
     #[test]
@@ -153,7 +152,7 @@ mod tests {
             (StepStatus::Running, OperationStatus::Building),
         ];
         for (build, status) in cases {
-            let refusal = RedeployRefusal::of(&deploy(build, status), true);
+            let refusal = RedeployRefusal::of(&deploy(build, status), Some(&live()));
             assert_eq!(refusal, Some(RedeployRefusal::NotBuilt), "{status:?}");
         }
     }
@@ -161,16 +160,31 @@ mod tests {
     #[test]
     fn deleted_services_commitless_and_non_deploy_operations_are_refused() {
         let op = deploy(StepStatus::Succeeded, OperationStatus::DeploymentOk);
-        assert_eq!(RedeployRefusal::of(&op, false), Some(RedeployRefusal::ServiceDeleted));
+        assert_eq!(RedeployRefusal::of(&op, None), Some(RedeployRefusal::ServiceDeleted));
         let mut restart = op.clone();
         restart.op_type = OperationType::Restart;
         assert_eq!(
-            RedeployRefusal::of(&restart, true),
+            RedeployRefusal::of(&restart, Some(&live())),
             Some(RedeployRefusal::NotADeploy(OperationType::Restart))
         );
         let mut commitless = op;
         commitless.commit = None;
-        assert_eq!(RedeployRefusal::of(&commitless, true), Some(RedeployRefusal::NoCommit));
+        assert_eq!(RedeployRefusal::of(&commitless, Some(&live())), Some(RedeployRefusal::NoCommit));
+    }
+
+    #[test]
+    fn a_pinned_commit_is_not_offered_again() {
+        let op = deploy(StepStatus::Succeeded, OperationStatus::DeploymentOk);
+        let mut svc = live();
+        svc.pin = Some(crate::domain::CommitPin {
+            commit: "abc".into(),
+            reason: "rolled back".into(),
+            operation_id: crate::domain::OperationId(9),
+            pinned_by: None,
+            pinned_at: 0,
+        });
+        assert_eq!(RedeployRefusal::of(&op, Some(&svc)), Some(RedeployRefusal::CommitPinned));
+        assert!(RedeployRefusal::CommitPinned.message().contains("pinned"));
     }
 
     #[test]

@@ -9,13 +9,17 @@ use super::instance::InstanceNode;
 use super::log_line::{LogFilterInput, LogLineConnection, log_page};
 use super::monitoring::MonitoringObject;
 use super::operation::{OperationConnection, OperationNode};
+use super::pin::CommitPinObject;
 use super::recovery::HealingObject;
 use super::running_status::{self, RunningStatus};
+use super::selector::OperationSelectorInput;
+use super::webhook_delivery::{WebhookDeliveryConnection, WebhookDeliveryNode};
 use crate::domain::{self, OperationFilter};
 use crate::graphql::connection::{connection, page_args};
+use crate::graphql::error::GqlResult;
 use crate::graphql::scope::{datetime, id, scope};
 use crate::store::logs::Log;
-use crate::store::{operations, resources};
+use crate::store::{activity, hooks, operations, resources};
 
 /// A service as a GraphQL object.
 pub struct ServiceNode(pub domain::Service);
@@ -108,6 +112,59 @@ impl ServiceNode {
     /// When its `DELETE` operation completed; null while it exists.
     async fn deleted_at(&self) -> Option<DateTime<Utc>> {
         self.0.deleted_at.map(datetime)
+    }
+
+    /// The operation a selector names: what runs now, what ran before it,
+    /// the latest failure, or one `n` operations back; null when the
+    /// service has none such.
+    async fn operation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which operation.")] selector: OperationSelectorInput,
+    ) -> Result<Option<OperationNode>> {
+        let selector = selector.validate().gql()?;
+        let svc = self.0.id;
+        let op = scope(ctx)?.read(move |r, _| activity::select(r, svc, selector)).await?;
+        Ok(op.map(OperationNode))
+    }
+
+    /// The git branch whose pushes deploy the service.
+    async fn branch(&self) -> &str {
+        &self.0.branch
+    }
+
+    /// Whether a webhook secret is set (the secret itself is never shown);
+    /// without one, every push is refused.
+    async fn webhook_secret_set(&self) -> bool {
+        self.0.webhook_secret.is_some()
+    }
+
+    /// Where GitHub posts push events for this service, relative to this
+    /// server (content type `application/json`, signed with the secret).
+    async fn webhook_path(&self) -> String {
+        format!("/hooks/github/{}", self.0.id)
+    }
+
+    /// The commit pushes do not deploy because a person rolled the service
+    /// back from it; null when none is pinned.
+    async fn pin(&self) -> Option<CommitPinObject> {
+        self.0.pin.clone().map(CommitPinObject)
+    }
+
+    /// The latest GitHub deliveries and what became of each (refused
+    /// signatures included), newest first; the last 100 are kept.
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` deliveries after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+        #[graphql(desc = "The last `last` deliveries before `before` (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page ends before.")] before: Option<String>,
+    ) -> Result<WebhookDeliveryConnection> {
+        let args = page_args(first, after, last, before)?;
+        let svc = self.0.id;
+        let page = scope(ctx)?.read(move |r, _| hooks::deliveries_page(r, svc, &args)).await?;
+        Ok(connection(page, WebhookDeliveryNode))
     }
 
     /// Its operations, newest first: the service's activity timeline.

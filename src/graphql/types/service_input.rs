@@ -5,9 +5,11 @@ use super::monitoring::MonitoringInput;
 use async_graphql::{ID, InputObject, MaybeUndefined};
 
 use super::enums::ServiceKind;
-use crate::domain::resource::{parse_duration_ms, parse_instances, parse_port};
+use crate::domain::resource::{
+    DEFAULT_BRANCH, NewService, parse_branch, parse_duration_ms, parse_instances, parse_port,
+};
 use crate::domain::{
-    self, DomainError, EnvironmentId, HealthCheck, Name, OrganizationId, ServiceId, ServicePatch, ServiceSpec,
+    self, DomainError, HealthCheck, Name, OrganizationId, ServiceId, ServicePatch, ServiceSpec, WebhookSecret,
 };
 use crate::store::{Tx, resources};
 
@@ -79,14 +81,13 @@ pub struct CreateServiceInput {
     pub stop_grace_ms: Option<i32>,
     /// How monitoring watches its instances; omitted: the defaults.
     pub monitoring: Option<MonitoringInput>,
-}
-
-/// A validated [`CreateServiceInput`].
-pub struct NewService {
-    pub environment_id: EnvironmentId,
-    pub name: Name,
-    pub kind: domain::ServiceKind,
-    pub spec: ServiceSpec,
+    /// The git branch whose pushes deploy the service (default `main`).
+    pub branch: Option<String>,
+    /// The secret GitHub signs push deliveries with (8 to 256 characters);
+    /// omitted: pushes are refused until one is set. It can never be read
+    /// back: `Service.webhookSecretSet` tells whether one is set.
+    #[graphql(secret)]
+    pub webhook_secret: Option<String>,
 }
 
 impl CreateServiceInput {
@@ -111,6 +112,8 @@ impl CreateServiceInput {
             name: Name::parse("name", &self.name)?,
             kind: self.kind.into(),
             spec,
+            branch: parse_branch(self.branch.as_deref().unwrap_or(DEFAULT_BRANCH))?,
+            webhook_secret: self.webhook_secret.as_deref().map(WebhookSecret::parse).transpose()?,
         })
     }
 }
@@ -139,6 +142,12 @@ pub struct UpdateServiceInput {
     /// Changes to how monitoring watches it; omitted fields keep their
     /// values.
     pub monitoring: Option<MonitoringInput>,
+    /// A new branch whose pushes deploy the service.
+    pub branch: Option<String>,
+    /// A new webhook secret (8 to 256 characters); `null` removes it, and
+    /// pushes are then refused.
+    #[graphql(secret)]
+    pub webhook_secret: MaybeUndefined<String>,
 }
 
 /// A validated [`UpdateServiceInput`]. The health check is applied to the
@@ -170,6 +179,12 @@ impl UpdateServiceInput {
                 .stop_grace_ms
                 .map(|ms| parse_duration_ms("stopGraceMs", ms.into()))
                 .transpose()?,
+            branch: self.branch.as_deref().map(parse_branch).transpose()?,
+            webhook_secret: match &self.webhook_secret {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(raw) => Some(Some(WebhookSecret::parse(raw)?)),
+            },
         };
         Ok(ServiceUpdate {
             service_id: self.service_id.parse()?,
@@ -195,6 +210,13 @@ impl ServiceUpdate {
         }
         resources::update_service(tx, org, self.service_id, &patch)
     }
+}
+
+/// Input of `unpinCommit`.
+#[derive(InputObject)]
+pub struct UnpinCommitInput {
+    /// The service whose pin to lift.
+    pub service_id: ID,
 }
 
 /// A command as stored: an empty (or blank) one is no command.
@@ -225,8 +247,11 @@ mod tests {
             health_check: None,
             stop_grace_ms: None,
             monitoring: None,
+            branch: None,
+            webhook_secret: MaybeUndefined::Null,
         };
         let update = input.validate().unwrap();
+        assert_eq!(update.patch.webhook_secret, Some(None));
         assert_eq!(update.patch.build_command, Some(None));
         assert_eq!(update.patch.release_command, None);
         assert_eq!(update.patch.start_command, Some(Some("./run".into())));
