@@ -10,6 +10,7 @@ pub mod plan;
 pub mod resource;
 pub mod running;
 pub mod status;
+pub mod stuck;
 
 pub use error::{DomainError, ErrorCode};
 pub use ids::{EnvironmentId, InstanceId, OperationId, OrganizationId, ServiceId};

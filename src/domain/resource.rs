@@ -152,6 +152,12 @@ pub struct ServiceSpec {
     pub instances: u32,
     /// Time between SIGTERM and SIGKILL when an instance is stopped.
     pub stop_grace_ms: u64,
+    /// How long any operation on the service may run before it is
+    /// cancelled; `None`: the default of each operation type (see
+    /// [`super::stuck::default_timeout_ms`]). Rows stored before the field
+    /// existed read as `None`.
+    #[serde(default)]
+    pub operation_timeout_ms: Option<u64>,
 }
 
 impl Default for ServiceSpec {
@@ -164,6 +170,7 @@ impl Default for ServiceSpec {
             health_check: HealthCheck::default(),
             instances: 1,
             stop_grace_ms: 5_000,
+            operation_timeout_ms: None,
         }
     }
 }
@@ -184,12 +191,22 @@ pub fn parse_instances(raw: i64) -> Result<u32, DomainError> {
     Ok(raw as u32)
 }
 
-/// Checks a duration in milliseconds given by a client.
+/// Checks a duration in milliseconds given by a client: 0 to an hour.
 pub fn parse_duration_ms(field: &'static str, raw: i64) -> Result<u64, DomainError> {
-    if !(0..=MAX_DURATION_MS).contains(&raw) {
+    parse_ms_within(field, raw, 0..=MAX_DURATION_MS)
+}
+
+/// Checks a duration in milliseconds given by a client against `range`
+/// (which holds no negative number).
+pub fn parse_ms_within(
+    field: &'static str,
+    raw: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<u64, DomainError> {
+    if !range.contains(&raw) {
         return Err(DomainError::bad_input(
             field,
-            format!("must be between 0 and {MAX_DURATION_MS} milliseconds, got {raw}"),
+            format!("must be between {} and {} milliseconds, got {raw}", range.start(), range.end()),
         ));
     }
     Ok(raw as u64)
@@ -235,6 +252,8 @@ pub struct ServicePatch {
     pub port: Option<Option<u16>>,
     pub health_check: Option<HealthCheck>,
     pub stop_grace_ms: Option<u64>,
+    /// `Some(None)` goes back to the defaults of each operation type.
+    pub operation_timeout_ms: Option<Option<u64>>,
 }
 
 impl ServicePatch {
@@ -257,6 +276,9 @@ impl ServicePatch {
         }
         if let Some(grace) = self.stop_grace_ms {
             spec.stop_grace_ms = grace;
+        }
+        if let Some(timeout) = self.operation_timeout_ms {
+            spec.operation_timeout_ms = timeout;
         }
     }
 }

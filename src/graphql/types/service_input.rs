@@ -5,6 +5,7 @@ use async_graphql::{ID, InputObject, MaybeUndefined};
 
 use super::enums::ServiceKind;
 use crate::domain::resource::{parse_duration_ms, parse_instances, parse_port};
+use crate::domain::stuck::parse_operation_timeout_ms;
 use crate::domain::{
     self, DomainError, EnvironmentId, HealthCheck, Name, OrganizationId, ServiceId, ServicePatch, ServiceSpec,
 };
@@ -76,6 +77,11 @@ pub struct CreateServiceInput {
     /// Milliseconds between SIGTERM and SIGKILL when an instance stops
     /// (0 to 3600000; default 5000).
     pub stop_grace_ms: Option<i32>,
+    /// Milliseconds any operation on the service may run, counted from its
+    /// start, before it is cancelled (1 to 86400000); omitted: the default
+    /// of each operation type (`DEPLOY` and `REDEPLOY` 30 minutes, the
+    /// others 10 minutes).
+    pub operation_timeout_ms: Option<i32>,
 }
 
 /// A validated [`CreateServiceInput`].
@@ -101,6 +107,10 @@ impl CreateServiceInput {
                 Some(ms) => parse_duration_ms("stopGraceMs", ms.into())?,
                 None => defaults.stop_grace_ms,
             },
+            operation_timeout_ms: self
+                .operation_timeout_ms
+                .map(|ms| parse_operation_timeout_ms(ms.into()))
+                .transpose()?,
         };
         Ok(NewService {
             environment_id: self.environment_id.parse()?,
@@ -132,6 +142,10 @@ pub struct UpdateServiceInput {
     pub health_check: Option<HealthCheckInput>,
     /// New milliseconds between SIGTERM and SIGKILL (0 to 3600000).
     pub stop_grace_ms: Option<i32>,
+    /// A new operation timeout in milliseconds (1 to 86400000); `null`
+    /// goes back to the default of each operation type. Operations already
+    /// running keep the timeout they started with.
+    pub operation_timeout_ms: MaybeUndefined<i32>,
 }
 
 /// A validated [`UpdateServiceInput`]. The health check is applied to the
@@ -150,6 +164,11 @@ impl UpdateServiceInput {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(p) => Some(Some(parse_port((*p).into())?)),
         };
+        let operation_timeout_ms = match self.operation_timeout_ms {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(ms) => Some(Some(parse_operation_timeout_ms(ms.into())?)),
+        };
         let patch = ServicePatch {
             name: self.name.as_deref().map(|n| Name::parse("name", n)).transpose()?,
             build_command: self.build_command.as_deref().map(|c| command(Some(c))),
@@ -161,6 +180,7 @@ impl UpdateServiceInput {
                 .stop_grace_ms
                 .map(|ms| parse_duration_ms("stopGraceMs", ms.into()))
                 .transpose()?,
+            operation_timeout_ms,
         };
         Ok(ServiceUpdate {
             service_id: self.service_id.parse()?,
@@ -209,12 +229,14 @@ mod tests {
             port: MaybeUndefined::Null,
             health_check: None,
             stop_grace_ms: None,
+            operation_timeout_ms: MaybeUndefined::Null,
         };
         let update = input.validate().unwrap();
         assert_eq!(update.patch.build_command, Some(None));
         assert_eq!(update.patch.release_command, None);
         assert_eq!(update.patch.start_command, Some(Some("./run".into())));
         assert_eq!(update.patch.port, Some(None));
+        assert_eq!(update.patch.operation_timeout_ms, Some(None), "null goes back to the defaults");
     }
 
     #[test]
