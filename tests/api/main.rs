@@ -9,3 +9,4 @@ mod queue;
 mod recovery;
 mod resources;
 mod statuses;
+mod stuck;

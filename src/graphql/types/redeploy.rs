@@ -102,37 +102,9 @@ fn got_past_build(op: &Operation) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        EnvironmentId, Member, OperationId, OrganizationId, RollbackOutcome, ServiceId, ServiceKind, Step,
-        Trigger, TriggerSource,
-    };
 
     fn deploy(build: StepStatus, status: OperationStatus) -> Operation {
-        let member = Member { id: 1, name: "ada".into() };
-        let mut steps = vec![Step::planned(StepKind::Build), Step::planned(StepKind::Switch)];
-        steps[0].status = build;
-        Operation {
-            id: OperationId(1),
-            organization_id: OrganizationId(1),
-            environment_id: EnvironmentId(1),
-            service_id: ServiceId(1),
-            op_type: OperationType::Deploy,
-            status,
-            commit: Some("abc".into()),
-            previous_commit: None,
-            trigger: Trigger::user(member, TriggerSource::Api).unwrap(),
-            service_name: "api".into(),
-            environment_name: "prod".into(),
-            service_kind: ServiceKind::Application,
-            queued_at: 1,
-            started_at: Some(2),
-            finished_at: None,
-            steps,
-            rollback: RollbackOutcome::NotNeeded,
-            target_instances: None,
-            redeploy_of: None,
-            idempotency_key: None,
-        }
+        Operation::sample(status, &[(StepKind::Build, build), (StepKind::Switch, StepStatus::Pending)])
     }
 
     #[test]
