@@ -50,8 +50,14 @@ impl Application {
         let mark = std::fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
         let executor =
             LocalExecutor::new(store.clone(), args.data_dir(), mark.display().to_string(), tasks.clone());
-        let engine =
-            Engine::new(store.clone(), executor.clone(), shutdown.child_token(), args.recovery_concurrency);
+        let force_grace = Duration::from_millis(args.force_cancel_grace_ms);
+        let engine = Engine::new(
+            store.clone(),
+            executor.clone(),
+            shutdown.child_token(),
+            args.recovery_concurrency,
+            force_grace,
+        );
         let limits = args.limits();
         let schema =
             build_schema(Some(GraphqlContext { store: store.clone(), engine: engine.clone(), limits }));

@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// large read (a report download) can take.
     #[arg(long, env = "OPSGRAPH_CACHE_MB", default_value_t = DEFAULT_CACHE_MB)]
     pub cache_mb: usize,
+    /// Milliseconds an operation cancelled with `force: true`, or past its
+    /// timeout, gets to stop and roll back on its own; after that it is
+    /// ended by force (its task stopped, the processes it started killed).
+    #[arg(long, env = "OPSGRAPH_FORCE_CANCEL_GRACE_MS", default_value_t = 5_000)]
+    pub force_cancel_grace_ms: u64,
 }
 
 /// The default of `--cache-mb`: the store's default cache.
@@ -79,6 +84,7 @@ impl ServeArgs {
             retention_interval_secs: 600,
             recovery_concurrency: 4,
             cache_mb: DEFAULT_CACHE_MB,
+            force_cancel_grace_ms: 5_000,
         }
     }
 
@@ -110,8 +116,11 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.db, PathBuf::from("x.redb"));
         assert_eq!(cli.serve.data_dir(), PathBuf::from("x.redb.data"));
+        assert_eq!(cli.serve.force_cancel_grace_ms, 5_000);
         let cli = Cli::try_parse_from(["opsgraph", "serve", "--listen", "0.0.0.0:9000"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Serve(ref a)) if a.listen.port() == 9000));
+        let cli = Cli::try_parse_from(["opsgraph", "--force-cancel-grace-ms", "250"]).unwrap();
+        assert_eq!(cli.serve.force_cancel_grace_ms, 250);
         let cli = Cli::try_parse_from(["opsgraph", "export-schema"]).unwrap();
         assert!(matches!(cli.command, Some(Command::ExportSchema)));
     }

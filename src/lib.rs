@@ -11,8 +11,9 @@
 //!   group-committing writer thread, typed reads and writes, the event bus
 //!   (events are published only after their commit).
 //! - [`engine`] — runs operations: a queue per service, steps with rollback
-//!   and cancel, start-up recovery, and the local executor that runs
-//!   services as child processes. Must not import `graphql` or `http`.
+//!   and cancel, timeouts and forced ends of stuck operations, start-up
+//!   recovery, and the local executor that runs services as child
+//!   processes. Must not import `graphql` or `http`.
 //! - [`graphql`] — the schema: thin resolvers that validate input into
 //!   domain types and call one store or engine function; the one place
 //!   errors become GraphQL errors with `extensions.code`.

@@ -18,6 +18,18 @@ pub enum InstanceStatus {
 }
 
 impl InstanceStatus {
+    /// The name clients see (`RUNNING`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Error => "ERROR",
+            Self::Completed => "COMPLETED",
+        }
+    }
+
     pub fn running_value(self) -> RunningStatusValue {
         match self {
             Self::Starting => RunningStatusValue::Starting,

@@ -17,6 +17,7 @@ pub mod resource;
 pub mod running;
 pub mod selector;
 pub mod status;
+pub mod stuck;
 pub mod webhook;
 
 pub use error::{DomainError, ErrorCode};

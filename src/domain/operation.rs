@@ -291,6 +291,22 @@ impl Operation {
         Some(self.finished_at? - self.started_at.unwrap_or(self.queued_at))
     }
 
+    /// Records the end: the final `status`, the rollback outcome and the
+    /// finish time; steps that never ran become `SKIPPED`, and a step still
+    /// marked running becomes `interrupted`.
+    pub fn conclude(&mut self, status: OperationStatus, rollback: RollbackOutcome, interrupted: StepStatus) {
+        self.status = status;
+        self.rollback = rollback;
+        self.finished_at = Some(super::now_millis());
+        for step in &mut self.steps {
+            step.status = match step.status {
+                StepStatus::Pending => StepStatus::Skipped,
+                StepStatus::Running => interrupted,
+                other => other,
+            };
+        }
+    }
+
     /// How it ended, in the words of the activity timeline.
     pub fn outcome(&self) -> Outcome {
         Outcome::of(self.status)
@@ -325,6 +341,45 @@ impl Outcome {
             OperationStatus::Cancelled => Self::Cancelled,
             _ => Self::InProgress,
         }
+    }
+}
+
+#[cfg(test)]
+impl Operation {
+    /// A fixture for unit tests: a started `DEPLOY` of commit `c1` in
+    /// `status`, with the given steps.
+    pub(crate) fn sample(status: OperationStatus, steps: &[(StepKind, StepStatus)]) -> Self {
+        use super::{EnvironmentId, OrganizationId};
+        Self {
+            id: OperationId(1),
+            organization_id: OrganizationId(1),
+            environment_id: EnvironmentId(1),
+            service_id: ServiceId(1),
+            op_type: OperationType::Deploy,
+            status,
+            commit: Some("c1".into()),
+            previous_commit: None,
+            trigger: Trigger::platform(PlatformReason::Maintenance),
+            service_name: "api".into(),
+            environment_name: "prod".into(),
+            service_kind: ServiceKind::Application,
+            queued_at: 1,
+            started_at: Some(2),
+            finished_at: None,
+            steps: steps.iter().map(|&(kind, status)| Step { status, ..Step::planned(kind) }).collect(),
+            rollback: RollbackOutcome::NotNeeded,
+            target_instances: None,
+            redeploy_of: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// The last `SYSTEM` line of an operation that ended in `status`.
+pub fn finished_line(status: OperationStatus, rollback: RollbackOutcome) -> String {
+    match rollback {
+        RollbackOutcome::NotNeeded => format!("finished: {}", status.as_str()),
+        other => format!("finished: {} (rollback {})", status.as_str(), other.as_str()),
     }
 }
 

@@ -157,6 +157,12 @@ pub struct ServiceSpec {
     /// How monitoring watches its running instances.
     #[serde(default)]
     pub monitoring: super::monitor::MonitorSpec,
+    /// How long any operation on the service may run before it is
+    /// cancelled; `None`: the default of each operation type (see
+    /// [`super::stuck::default_timeout_ms`]). Rows stored before the field
+    /// existed read as `None`.
+    #[serde(default)]
+    pub operation_timeout_ms: Option<u64>,
 }
 
 impl Default for ServiceSpec {
@@ -170,6 +176,7 @@ impl Default for ServiceSpec {
             instances: 1,
             stop_grace_ms: 5_000,
             monitoring: super::monitor::MonitorSpec::default(),
+            operation_timeout_ms: None,
         }
     }
 }
@@ -190,12 +197,22 @@ pub fn parse_instances(raw: i64) -> Result<u32, DomainError> {
     Ok(raw as u32)
 }
 
-/// Checks a duration in milliseconds given by a client.
+/// Checks a duration in milliseconds given by a client: 0 to an hour.
 pub fn parse_duration_ms(field: &'static str, raw: i64) -> Result<u64, DomainError> {
-    if !(0..=MAX_DURATION_MS).contains(&raw) {
+    parse_ms_within(field, raw, 0..=MAX_DURATION_MS)
+}
+
+/// Checks a duration in milliseconds given by a client against `range`
+/// (which holds no negative number).
+pub fn parse_ms_within(
+    field: &'static str,
+    raw: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<u64, DomainError> {
+    if !range.contains(&raw) {
         return Err(DomainError::bad_input(
             field,
-            format!("must be between 0 and {MAX_DURATION_MS} milliseconds, got {raw}"),
+            format!("must be between {} and {} milliseconds, got {raw}", range.start(), range.end()),
         ));
     }
     Ok(raw as u64)
@@ -292,6 +309,8 @@ pub struct ServicePatch {
     pub branch: Option<String>,
     /// `Some(None)` removes the secret.
     pub webhook_secret: Option<Option<WebhookSecret>>,
+    /// `Some(None)` goes back to the defaults of each operation type.
+    pub operation_timeout_ms: Option<Option<u64>>,
 }
 
 impl ServicePatch {
@@ -317,6 +336,9 @@ impl ServicePatch {
         }
         if let Some(monitoring) = &self.monitoring {
             spec.monitoring = monitoring.clone();
+        }
+        if let Some(timeout) = self.operation_timeout_ms {
+            spec.operation_timeout_ms = timeout;
         }
     }
 }

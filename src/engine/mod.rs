@@ -1,6 +1,7 @@
 //! Runs operations: one queue per service (operations on one service run
 //! one at a time, in queue order; different services run in parallel), the
-//! step runner with its rollback, cancellation, and start-up recovery.
+//! step runner with its rollback, cancellation, timeouts and forced ends
+//! (`stuck`), and start-up recovery.
 //!
 //! Imports `domain` and `store`; never the GraphQL or HTTP layers.
 
@@ -9,10 +10,12 @@ pub mod local;
 pub mod monitor;
 mod recovery;
 mod runner;
+mod stuck;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,13 +23,14 @@ use tokio_util::task::TaskTracker;
 use crate::domain::webhook::{Delivery, PushEvent};
 use crate::domain::{
     DomainError, NewLine, NewOperation, Operation, OperationId, OperationStatus, Principal, RollbackOutcome,
-    ServiceId, StepStatus, now_millis,
+    ServiceId, StepStatus,
 };
 use crate::store::hooks::{self, DeliveryMeta};
 use crate::store::logs::{self, Log};
 use crate::store::{Store, operations};
 
 pub use local::LocalExecutor;
+use stuck::Control;
 
 type Result<T> = std::result::Result<T, DomainError>;
 
@@ -38,8 +42,11 @@ pub struct Engine {
     /// worker to look again before it exits (an operation was queued while
     /// it was finishing).
     workers: Mutex<HashMap<ServiceId, bool>>,
-    /// Cancellation of each running operation; a child of `shutdown`.
-    running: Mutex<HashMap<OperationId, CancellationToken>>,
+    /// How each running operation is cancelled, forced and watched.
+    running: Mutex<HashMap<OperationId, Arc<Control>>>,
+    /// What an operation cancelled with `force`, or past its timeout, gets
+    /// to end on its own before it is ended by force.
+    force_grace: Duration,
     /// Cancelled when the server shuts down: running operations stop where
     /// they are and are left for start-up recovery.
     shutdown: CancellationToken,
@@ -59,6 +66,7 @@ impl Engine {
         executor: Arc<LocalExecutor>,
         shutdown: CancellationToken,
         recovery_limit: usize,
+        force_grace: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             healing: healing::Healing::new(recovery_limit),
@@ -66,6 +74,7 @@ impl Engine {
             executor,
             workers: Mutex::default(),
             running: Mutex::default(),
+            force_grace,
             shutdown,
             recovered: AtomicBool::new(false),
             tasks: TaskTracker::new(),
@@ -158,28 +167,50 @@ impl Engine {
     /// Cancels an operation: a queued one ends at once as `CANCELLED`; a
     /// running one goes to `CANCELLING`, its current step is stopped and it
     /// is rolled back; a final one is refused with `INVALID_TRANSITION`.
-    pub async fn cancel(self: &Arc<Self>, principal: &Principal, id: OperationId) -> Result<Operation> {
+    ///
+    /// With `force`, a running operation also gets the force grace to end
+    /// on its own; then it is ended by force (see `stuck`). The answer
+    /// then waits for the final operation.
+    pub async fn cancel(
+        self: &Arc<Self>,
+        principal: &Principal,
+        id: OperationId,
+        force: bool,
+    ) -> Result<Operation> {
         let org = principal.organization_id;
         let who = principal.member.name.clone();
+        let grace_ms = self.grace_ms();
         let op = self
             .store
             .write(move |tx| {
-                operations::operation(tx.reader(), org, id)?;
+                let before = operations::operation(tx.reader(), org, id)?.status;
                 let op = operations::update(tx, id, cancel_in_place)?;
-                let line = match op.status {
-                    OperationStatus::Cancelled => format!("cancelled by {who} before it started"),
-                    _ => format!("cancel requested by {who}: stopping the current step"),
-                };
+                let line = cancel_line(&who, before, op.status, force, grace_ms);
                 logs::append(tx, Log::Operation(id), &[NewLine::system(line)])?;
                 Ok(op)
             })
             .await?;
-        if op.status == OperationStatus::Cancelling
-            && let Some(token) = self.running.lock().expect("running map").get(&id)
-        {
-            token.cancel();
+        if op.status != OperationStatus::Cancelling {
+            return Ok(op);
         }
-        Ok(op)
+        let control = self.running.lock().expect("running map").get(&id).cloned();
+        match control {
+            Some(control) => {
+                control.cancel.cancel();
+                if !force {
+                    return Ok(op);
+                }
+                control.force.cancel();
+                stuck::wait_ended(self, &control).await;
+            }
+            None if force => stuck::end_orphan(self, &op).await?,
+            None => return Ok(op),
+        }
+        self.store.read(move |r| operations::operation(r, org, id)).await
+    }
+
+    fn grace_ms(&self) -> u64 {
+        u64::try_from(self.force_grace.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Makes sure a worker drains the queue of `svc`. Before recovery is
@@ -235,16 +266,32 @@ impl Engine {
     }
 }
 
+/// The `SYSTEM` line of a cancel asked for by `who`, by the status it
+/// found and the one it left.
+fn cancel_line(
+    who: &str,
+    before: OperationStatus,
+    after: OperationStatus,
+    force: bool,
+    grace_ms: u64,
+) -> String {
+    match (after, force) {
+        (OperationStatus::Cancelled, _) => format!("cancelled by {who} before it started"),
+        (_, false) => format!("cancel requested by {who}: stopping the current step"),
+        (_, true) if before == OperationStatus::Cancelling => format!(
+            "forced cancel requested by {who}: the rollback has {grace_ms} ms to finish before it is abandoned"
+        ),
+        (_, true) => format!(
+            "forced cancel requested by {who}: stopping the current step; what has not ended in {grace_ms} ms is abandoned"
+        ),
+    }
+}
+
 /// The cancel transition applied to a stored operation.
 fn cancel_in_place(op: &mut Operation) -> Result<()> {
     match op.status {
         OperationStatus::Queued => {
-            op.status = OperationStatus::Cancelled;
-            op.finished_at = Some(now_millis());
-            op.rollback = RollbackOutcome::NotNeeded;
-            for step in &mut op.steps {
-                step.status = StepStatus::Skipped;
-            }
+            op.conclude(OperationStatus::Cancelled, RollbackOutcome::NotNeeded, StepStatus::Skipped);
         }
         // Asking twice is answered with the operation as it is.
         OperationStatus::Cancelling => {}

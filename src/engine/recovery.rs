@@ -163,16 +163,7 @@ fn end_interrupted(tx: &mut crate::store::Tx<'_>, op: &Operation) -> crate::stor
     };
     let status = op.status.failed();
     operations::update(tx, op.id, |op| {
-        op.status = status;
-        op.rollback = rollback;
-        op.finished_at = Some(now_millis());
-        for step in &mut op.steps {
-            step.status = match step.status {
-                StepStatus::Running => StepStatus::Cancelled,
-                StepStatus::Pending => StepStatus::Skipped,
-                other => other,
-            };
-        }
+        op.conclude(status, rollback, StepStatus::Cancelled);
         Ok(())
     })?;
     let detail = match rollback {

@@ -7,9 +7,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Engine;
 use super::local::{Run, Undo};
+use super::stuck::{Control, force_end, watchdog};
+use crate::domain::operation::finished_line;
 use crate::domain::{
-    DomainError, NewLine, Operation, OperationId, OperationStatus, OperationType, RollbackOutcome,
-    StepStatus, now_millis,
+    DomainError, NewLine, Operation, OperationId, OperationStatus, OperationType, RollbackOutcome, Service,
+    StepStatus, now_millis, stuck,
 };
 use crate::store::logs::{self, Log};
 use crate::store::{operations, resources};
@@ -29,17 +31,46 @@ enum Ending {
 /// Runs `op` (queued) to a final status.
 pub async fn run(engine: &Arc<Engine>, op: Operation) {
     let id = op.id;
-    let token = engine.shutdown.child_token();
-    engine.running.lock().expect("running map").insert(id, token.clone());
-    if let Err(error) = run_registered(engine, op, &token).await {
+    let control = Arc::new(Control::new(engine.shutdown.child_token()));
+    engine.running.lock().expect("running map").insert(id, control.clone());
+    if let Err(error) = run_watched(engine, op, &control).await {
         tracing::error!(%error, operation = %id, "running an operation failed");
     }
     engine.running.lock().expect("running map").remove(&id);
+    control.done.cancel();
 }
 
-async fn run_registered(engine: &Arc<Engine>, op: Operation, token: &CancellationToken) -> Result<()> {
+/// Runs `op` beside its watchdog. When the watchdog fires first (the
+/// grace after a timeout or a forced cancel ran out), the runner is
+/// dropped where it is and the operation is ended by force.
+async fn run_watched(engine: &Arc<Engine>, op: Operation, control: &Control) -> Result<()> {
+    let svc_id = op.service_id;
+    let svc = engine.store.read(move |r| resources::service_by_id(r, svc_id)).await?;
+    // Read when the operation starts: a later change of the service's
+    // timeout applies to its next operations.
+    let timeout_ms = stuck::timeout_ms(op.op_type, &svc.spec);
+    let id = op.id;
+    tokio::select! {
+        ended = run_registered(engine, op, svc, timeout_ms, control) => ended,
+        () = watchdog(engine, id, timeout_ms, control) => {
+            force_end(engine, id, control.abandoned(engine.grace_ms())).await
+        }
+    }
+}
+
+async fn run_registered(
+    engine: &Arc<Engine>,
+    op: Operation,
+    svc: Service,
+    timeout_ms: u64,
+    control: &Control,
+) -> Result<()> {
     let first_phase = op.steps.first().map_or(OperationStatus::Deploying, |s| s.kind.phase());
-    let line = format!("started: {} steps planned; status {}", op.steps.len(), first_phase.as_str());
+    let line = format!(
+        "started: {} steps planned; status {}; times out after {timeout_ms} ms",
+        op.steps.len(),
+        first_phase.as_str()
+    );
     let started = change(engine, op.id, line, move |op| {
         if op.status != OperationStatus::Queued {
             return Err(DomainError::Conflict("no longer queued".into()));
@@ -56,26 +87,23 @@ async fn run_registered(engine: &Arc<Engine>, op: Operation, token: &Cancellatio
         Err(e) => return Err(e),
     };
     let svc_id = op.service_id;
-    let (svc, instances) = engine
-        .store
-        .read(move |r| Ok((resources::service_by_id(r, svc_id)?, resources::instances_of(r, svc_id)?)))
-        .await?;
+    let instances = engine.store.read(move |r| resources::instances_of(r, svc_id)).await?;
     let old = instances.into_iter().filter(|i| i.current).collect();
     let mut run = Run { op, svc, old, new: Vec::new(), stopped: Vec::new(), downtime_from: None };
-    let (ending, touched) = run_steps(engine, &mut run, token).await?;
+    let (ending, touched) = run_steps(engine, &mut run, &control.cancel).await?;
     match ending {
         Ending::Abandoned => Ok(()),
         Ending::Succeeded => {
             match finish(engine, &run, OperationStatus::DeploymentOk, RollbackOutcome::NotNeeded).await {
                 // A cancel that lands after the last step: undo it all.
                 Err(DomainError::InvalidTransition(_)) => {
-                    undo_and_finish(engine, &mut run, touched, true).await
+                    undo_and_finish(engine, &mut run, touched, true, control).await
                 }
                 other => other,
             }
         }
-        Ending::Failed => undo_and_finish(engine, &mut run, touched, false).await,
-        Ending::Cancelled => undo_and_finish(engine, &mut run, touched, true).await,
+        Ending::Failed => undo_and_finish(engine, &mut run, touched, false, control).await,
+        Ending::Cancelled => undo_and_finish(engine, &mut run, touched, true, control).await,
     }
 }
 
@@ -150,6 +178,7 @@ async fn undo_and_finish(
     run: &mut Run,
     touched: Vec<usize>,
     cancelled: bool,
+    control: &Control,
 ) -> Result<()> {
     if !touched.is_empty() {
         log(engine, run.op.id, format!("rolling back {} step(s)", touched.len())).await?;
@@ -160,6 +189,7 @@ async fn undo_and_finish(
         // The step that failed or was cancelled keeps that status; the
         // rollback of what it did is in the log.
         let interrupted = matches!(run.op.steps[index].status, StepStatus::Failed | StepStatus::Cancelled);
+        control.undoing(index);
         let (status, text) = match engine.executor.undo_step(run, kind).await {
             Undo::Nothing => continue,
             Undo::Irreversible(text) => {
@@ -205,30 +235,21 @@ async fn finish(
     status: OperationStatus,
     rollback: RollbackOutcome,
 ) -> Result<()> {
-    let line = match rollback {
-        RollbackOutcome::NotNeeded => format!("finished: {}", status.as_str()),
-        other => format!("finished: {} (rollback {})", status.as_str(), other.as_str()),
-    };
+    let line = finished_line(status, rollback);
     let id = run.op.id;
     engine
         .store
         .write(move |tx| {
             let op = operations::update(tx, id, |op| {
                 // A cancel may land while the last step or the rollback ran.
-                op.status = match (op.status, status) {
+                let status = match (op.status, status) {
                     (OperationStatus::Cancelling, OperationStatus::DeploymentOk) => {
                         return Err(DomainError::InvalidTransition("cancelled after the last step".into()));
                     }
                     (OperationStatus::Cancelling, _) => OperationStatus::Cancelled,
                     _ => status,
                 };
-                op.rollback = rollback;
-                op.finished_at = Some(now_millis());
-                for step in &mut op.steps {
-                    if matches!(step.status, StepStatus::Pending | StepStatus::Running) {
-                        step.status = StepStatus::Skipped;
-                    }
-                }
+                op.conclude(status, rollback, StepStatus::Skipped);
                 Ok(())
             })?;
             if op.status == OperationStatus::DeploymentOk {

@@ -166,7 +166,9 @@ impl Mutation {
 
     /// Cancels an operation: a queued one ends at once as `CANCELLED`; a
     /// running one goes to `CANCELLING`, stops its current step and rolls
-    /// back. A final one is refused with `INVALID_TRANSITION`.
+    /// back. With `force: true` a running one is sure to end within a short
+    /// bound, and the answer is the final operation. A final one is refused
+    /// with `INVALID_TRANSITION`.
     async fn cancel_operation(
         &self,
         ctx: &Context<'_>,
@@ -174,7 +176,8 @@ impl Mutation {
     ) -> Result<OperationNode> {
         let id: OperationId = parse_id(&input.operation_id)?;
         let s = scope(ctx)?;
-        let op = s.engine().cancel(s.principal, id).await.gql()?;
+        let force = input.force.unwrap_or(false);
+        let op = s.engine().cancel(s.principal, id, force).await.gql()?;
         Ok(OperationNode(op))
     }
 

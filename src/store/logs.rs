@@ -12,7 +12,7 @@ use redb::TableDefinition;
 
 use super::access::{Reader, Result, Tx};
 use super::events::Event;
-use super::operations::operation;
+use super::operations::{operation, operation_by_id};
 use super::paging::{Page, PageArgs, paginate};
 use super::tables::*;
 use crate::domain::{
@@ -89,6 +89,19 @@ pub fn append(tx: &mut Tx<'_>, log: Log, lines: &[NewLine]) -> Result<u64> {
     let lines = (bytes <= LIVE_BYTES).then(|| Arc::from(stored));
     tx.emit(Event::Log { log, last_seq: seq, lines });
     Ok(seq)
+}
+
+/// Appends the engine's own lines (command output, `SYSTEM` notes) to an
+/// operation's log, unless the operation is final: output that arrives
+/// after an operation was ended by force (the last lines of a killed
+/// command) is dropped, since a final operation never changes again.
+/// Returns whether the lines were stored.
+pub fn append_while_open(tx: &mut Tx<'_>, op: OperationId, lines: &[NewLine]) -> Result<bool> {
+    if operation_by_id(tx.reader(), op)?.status.is_final() {
+        return Ok(false);
+    }
+    append(tx, Log::Operation(op), lines)?;
+    Ok(true)
 }
 
 /// Appends lines sent by a client to a running operation's log; returns

@@ -235,7 +235,9 @@ pub fn all_active(r: Reader<'_>) -> Result<Vec<Operation>> {
 }
 
 /// Changes an operation with `change`, keeping its indexes and the event
-/// feed in step. A status change must be allowed by the status machine.
+/// feed in step. A status change must be allowed by the status machine,
+/// and a final operation never changes again: `INVALID_TRANSITION`, before
+/// anything is written.
 pub fn update(
     tx: &mut Tx<'_>,
     id: OperationId,
@@ -245,6 +247,12 @@ pub fn update(
     let before = op.status;
     let steps_before: Vec<StepStatus> = op.steps.iter().map(|s| s.status).collect();
     change(&mut op)?;
+    if before.is_final() {
+        return Err(DomainError::InvalidTransition(format!(
+            "operation {id} is already final ({}) and never changes again",
+            before.as_str()
+        )));
+    }
     if op.status != before {
         before.transition(op.status)?;
         tx.unindex(OPERATIONS_BY_STATUS, (before.code(), id.0))?;
@@ -312,4 +320,78 @@ pub fn events_after(
         Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::resource::NewService;
+    use crate::domain::{Member, Name, ServiceSpec, Trigger, TriggerSource};
+    use crate::store::{Store, resources};
+
+    /// A store holding one final operation.
+    async fn store_with_a_final_operation() -> (tempfile::TempDir, Store, OperationId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let id = store
+            .write(|tx| {
+                let org = resources::ensure_first_organization(tx, "default")?;
+                let env = resources::create_environment(tx, org.id, Name::parse("name", "prod")?, 30)?;
+                let new = NewService {
+                    environment_id: env.id,
+                    name: Name::parse("name", "api")?,
+                    kind: ServiceKind::Job,
+                    spec: ServiceSpec::default(),
+                    branch: "main".into(),
+                    webhook_secret: None,
+                };
+                let svc = resources::create_service(tx, org.id, &new)?;
+                let member = Member { id: 1, name: "ada".into() };
+                let principal = Principal { organization_id: org.id, member: member.clone() };
+                let new = NewOperation {
+                    service_id: svc.id,
+                    op_type: OperationType::Restart,
+                    commit: None,
+                    trigger: Trigger::user(member, TriggerSource::Api)?,
+                    target_instances: None,
+                    redeploy_of: None,
+                    idempotency_key: None,
+                };
+                let op = queue(tx, &principal, &new)?;
+                update(tx, op.id, |op| {
+                    op.status = OperationStatus::Cancelled;
+                    Ok(())
+                })?;
+                Ok(op.id)
+            })
+            .await
+            .unwrap();
+        (dir, store, id)
+    }
+
+    #[tokio::test]
+    async fn a_final_operation_refuses_every_change_and_drops_late_engine_lines() {
+        let (_dir, store, id) = store_with_a_final_operation().await;
+        let before = store.read(move |r| logs::head(r, Log::Operation(id))).await.unwrap();
+        let err = store
+            .write(move |tx| {
+                update(tx, id, |op| {
+                    op.steps[0].status = StepStatus::Running;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), "INVALID_TRANSITION");
+        assert!(err.to_string().contains("never changes again"), "{err}");
+        let late = vec![NewLine::system("late output")];
+        let stored = store.write(move |tx| logs::append_while_open(tx, id, &late)).await.unwrap();
+        assert!(!stored);
+        let (op, head) = store
+            .read(move |r| Ok((operation_by_id(r, id)?, logs::head(r, Log::Operation(id))?)))
+            .await
+            .unwrap();
+        assert_eq!(head, before, "no line was added");
+        assert!(op.steps.iter().all(|s| s.status == StepStatus::Pending), "the steps did not change");
+    }
 }

@@ -13,3 +13,4 @@ mod recovery;
 mod reports;
 mod resources;
 mod statuses;
+mod stuck;

@@ -20,7 +20,8 @@ use instances::{Processes, pick_port, set_status};
 pub use process::{LogTarget, signal_group, write_lines};
 
 use crate::domain::{
-    Instance, InstanceStatus, NewLine, Operation, OperationType, Service, ServiceKind, StepKind, now_millis,
+    Instance, InstanceId, InstanceStatus, NewLine, Operation, OperationType, Service, ServiceKind, StepKind,
+    now_millis,
 };
 use crate::store::{Store, resources};
 
@@ -168,6 +169,19 @@ impl LocalExecutor {
                     Err(e) => Undo::Failed(e),
                 }
             }
+        }
+    }
+
+    /// Kills the processes of `instances` (SIGKILL to their groups, all at
+    /// once) and waits, at most `KILL_WAIT`, for them to exit: for an
+    /// operation ended by force, which must end within a bound.
+    pub async fn kill(&self, instances: &[InstanceId]) {
+        const KILL_WAIT: Duration = Duration::from_secs(3);
+        let all = futures_util::future::join_all(
+            instances.iter().map(|id| self.processes.stop(*id, Duration::ZERO)),
+        );
+        if tokio::time::timeout(KILL_WAIT, all).await.is_err() {
+            tracing::warn!(?instances, "killed instance processes had not exited in time");
         }
     }
 

@@ -28,16 +28,22 @@ pub enum LogTarget {
     Service(ServiceId, InstanceId),
 }
 
-/// Writes `lines` to `target` in one store job.
+/// Writes `lines` to `target` in one store job. Lines for an operation
+/// that is final by then are dropped (see [`logs::append_while_open`]).
 pub async fn write_lines(store: &Store, target: LogTarget, lines: Vec<NewLine>) {
-    let (log, lines) = match target {
-        LogTarget::Operation(op) => (Log::Operation(op), lines),
+    let weight = lines.len();
+    let written = match target {
+        LogTarget::Operation(op) => {
+            store.write_weighted(weight, move |tx| logs::append_while_open(tx, op, &lines).map(drop)).await
+        }
         LogTarget::Service(svc, inst) => {
-            (Log::Service(svc), lines.into_iter().map(|l| l.of_instance(inst)).collect())
+            let lines: Vec<NewLine> = lines.into_iter().map(|l| l.of_instance(inst)).collect();
+            store
+                .write_weighted(weight, move |tx| logs::append(tx, Log::Service(svc), &lines).map(drop))
+                .await
         }
     };
-    let weight = lines.len();
-    if let Err(error) = store.write_weighted(weight, move |tx| logs::append(tx, log, &lines)).await {
+    if let Err(error) = written {
         tracing::error!(%error, ?target, "writing log lines failed");
     }
 }

@@ -85,6 +85,17 @@ pub struct ScaleInput {
 pub struct CancelOperationInput {
     /// The operation to cancel; it must not be final.
     pub operation_id: ID,
+    /// `true` guarantees that a running operation ends even when its
+    /// current step or its rollback does not respond: after the normal
+    /// cancel it gets a short grace (the server's force grace, 5 seconds
+    /// by default), then it is stopped where it is, the processes it
+    /// started are killed, and it ends `CANCELLED` — with rollback `FAILED`
+    /// when something it changed was not undone; its log says what was
+    /// left. The mutation then answers with the final operation. Also
+    /// allowed on a `CANCELLING` operation. A queued operation is cancelled
+    /// at once either way. Null or omitted: `false`.
+    #[graphql(default_with = "Some(false)")]
+    pub force: Option<bool>,
 }
 
 /// What the fields shared by every operation input become.

@@ -232,6 +232,16 @@ impl ServiceSpecObject {
     async fn stop_grace_ms(&self) -> u64 {
         self.0.stop_grace_ms
     }
+
+    /// Milliseconds any operation on the service may run, counted from its
+    /// start (not while queued), before it is cancelled with a `SYSTEM`
+    /// line saying so; one that has still not ended the server's force
+    /// grace later is ended as by `cancelOperation(force: true)`. Null when
+    /// the service uses the default of each operation type (`DEPLOY` and
+    /// `REDEPLOY` 30 minutes, the others 10 minutes).
+    async fn operation_timeout_ms(&self) -> Option<u64> {
+        self.0.operation_timeout_ms
+    }
 }
 
 /// A health check as a GraphQL object.

@@ -8,6 +8,7 @@ use super::enums::ServiceKind;
 use crate::domain::resource::{
     DEFAULT_BRANCH, NewService, parse_branch, parse_duration_ms, parse_instances, parse_port,
 };
+use crate::domain::stuck::parse_operation_timeout_ms;
 use crate::domain::{
     self, DomainError, HealthCheck, Name, OrganizationId, ServiceId, ServicePatch, ServiceSpec, WebhookSecret,
 };
@@ -88,6 +89,11 @@ pub struct CreateServiceInput {
     /// back: `Service.webhookSecretSet` tells whether one is set.
     #[graphql(secret)]
     pub webhook_secret: Option<String>,
+    /// Milliseconds any operation on the service may run, counted from its
+    /// start, before it is cancelled (1 to 86400000); omitted: the default
+    /// of each operation type (`DEPLOY` and `REDEPLOY` 30 minutes, the
+    /// others 10 minutes).
+    pub operation_timeout_ms: Option<i32>,
 }
 
 impl CreateServiceInput {
@@ -106,6 +112,10 @@ impl CreateServiceInput {
                 None => defaults.stop_grace_ms,
             },
             monitoring: self.monitoring.clone().unwrap_or_default().apply(&defaults.monitoring)?,
+            operation_timeout_ms: self
+                .operation_timeout_ms
+                .map(|ms| parse_operation_timeout_ms(ms.into()))
+                .transpose()?,
         };
         Ok(NewService {
             environment_id: self.environment_id.parse()?,
@@ -148,6 +158,10 @@ pub struct UpdateServiceInput {
     /// pushes are then refused.
     #[graphql(secret)]
     pub webhook_secret: MaybeUndefined<String>,
+    /// A new operation timeout in milliseconds (1 to 86400000); `null`
+    /// goes back to the default of each operation type. Operations already
+    /// running keep the timeout they started with.
+    pub operation_timeout_ms: MaybeUndefined<i32>,
 }
 
 /// A validated [`UpdateServiceInput`]. The health check is applied to the
@@ -167,6 +181,11 @@ impl UpdateServiceInput {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(p) => Some(Some(parse_port((*p).into())?)),
         };
+        let operation_timeout_ms = match self.operation_timeout_ms {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(ms) => Some(Some(parse_operation_timeout_ms(ms.into())?)),
+        };
         let patch = ServicePatch {
             name: self.name.as_deref().map(|n| Name::parse("name", n)).transpose()?,
             build_command: self.build_command.as_deref().map(|c| command(Some(c))),
@@ -185,6 +204,7 @@ impl UpdateServiceInput {
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(raw) => Some(Some(WebhookSecret::parse(raw)?)),
             },
+            operation_timeout_ms,
         };
         Ok(ServiceUpdate {
             service_id: self.service_id.parse()?,
@@ -249,6 +269,7 @@ mod tests {
             monitoring: None,
             branch: None,
             webhook_secret: MaybeUndefined::Null,
+            operation_timeout_ms: MaybeUndefined::Null,
         };
         let update = input.validate().unwrap();
         assert_eq!(update.patch.webhook_secret, Some(None));
@@ -256,6 +277,7 @@ mod tests {
         assert_eq!(update.patch.release_command, None);
         assert_eq!(update.patch.start_command, Some(Some("./run".into())));
         assert_eq!(update.patch.port, Some(None));
+        assert_eq!(update.patch.operation_timeout_ms, Some(None), "null goes back to the defaults");
     }
 
     #[test]
