@@ -8,12 +8,14 @@
 //!   step plans, running-status aggregation, validation, the error enum.
 //!   Imports none of redb, axum or async-graphql.
 //! - [`store`] — the only module that imports redb: tables, migrations, the
-//!   group-committing writer thread, typed reads and writes, the event bus
-//!   (events are published only after their commit).
+//!   group-committing writer thread, typed reads and writes, logs and their
+//!   retention, the status feed, the event bus (events are published only
+//!   after their commit).
 //! - [`engine`] — runs operations: a queue per service, steps with rollback
 //!   and cancel, timeouts and forced ends of stuck operations, start-up
-//!   recovery, and the local executor that runs services as child
-//!   processes. Must not import `graphql` or `http`.
+//!   recovery, monitoring and self-healing through one recovery queue, and
+//!   the local executor that runs services as child processes. Must not
+//!   import `graphql` or `http`.
 //! - [`graphql`] — the schema: thin resolvers that validate input into
 //!   domain types and call one store or engine function; the one place
 //!   errors become GraphQL errors with `extensions.code`.

@@ -1,7 +1,8 @@
 //! Runs operations: one queue per service (operations on one service run
 //! one at a time, in queue order; different services run in parallel), the
 //! step runner with its rollback, cancellation, timeouts and forced ends
-//! (`stuck`), and start-up recovery.
+//! (`stuck`), start-up recovery, and monitoring (`monitor`) with its
+//! recovery queue of platform redeploys (`healing`).
 //!
 //! Imports `domain` and `store`; never the GraphQL or HTTP layers.
 
