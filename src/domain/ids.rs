@@ -52,6 +52,7 @@ typed_id!(EnvironmentId, "env", "Environment");
 typed_id!(ServiceId, "svc", "Service");
 typed_id!(InstanceId, "inst", "Instance");
 typed_id!(OperationId, "op", "Operation");
+typed_id!(MaintenanceId, "mnt", "Maintenance campaign");
 
 #[cfg(test)]
 mod tests {

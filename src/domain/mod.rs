@@ -21,7 +21,7 @@ pub mod stuck;
 pub mod webhook;
 
 pub use error::{DomainError, ErrorCode};
-pub use ids::{EnvironmentId, InstanceId, OperationId, OrganizationId, ServiceId};
+pub use ids::{EnvironmentId, InstanceId, MaintenanceId, OperationId, OrganizationId, ServiceId};
 pub use instance::{Instance, InstanceStatus};
 pub use log::{LogFilter, LogLine, LogStream, NewLine};
 pub use operation::{

@@ -8,6 +8,7 @@
 
 pub mod healing;
 pub mod local;
+pub mod maintenance;
 pub mod monitor;
 mod recovery;
 mod runner;
@@ -59,6 +60,9 @@ pub struct Engine {
     tasks: TaskTracker,
     /// The recovery queue of platform redeploys.
     pub healing: healing::Healing,
+    /// The maintenance campaigns started since the process started (kept
+    /// in memory only: they do not survive a restart).
+    pub maintenance: maintenance::Maintenance,
 }
 
 impl Engine {
@@ -71,6 +75,7 @@ impl Engine {
     ) -> Arc<Self> {
         Arc::new(Self {
             healing: healing::Healing::new(recovery_limit),
+            maintenance: maintenance::Maintenance::default(),
             store,
             executor,
             workers: Mutex::default(),

@@ -9,6 +9,7 @@ use super::scope::{Scope, parse_id, scope};
 use super::types::enums::LogStream;
 use super::types::environment::{CreateEnvironmentInput, EnvironmentNode, UpdateEnvironmentInput};
 use super::types::log_line::AppendLogsPayload;
+use super::types::maintenance::{MaintenanceCampaignObject, StartMaintenanceInput};
 use super::types::operation::OperationNode;
 use super::types::operation_input::{
     CancelOperationInput, DeployInput, Redeploy, RedeployInput, ScaleInput, ServiceActionInput,
@@ -179,6 +180,24 @@ impl Mutation {
         let force = input.force.unwrap_or(false);
         let op = s.engine().cancel(s.principal, id, force).await.gql()?;
         Ok(OperationNode(op))
+    }
+
+    /// Starts a maintenance campaign: a `REDEPLOY` (trigger `PLATFORM`,
+    /// reason `MAINTENANCE`) of every matching service that was deployed
+    /// before, at most `concurrency` queued or running at once. Answers at
+    /// once with the campaign; follow it with `maintenanceProgress`. A
+    /// filter that matches nothing gives a campaign completed at once with
+    /// a total of 0. An environment or service the caller cannot see is
+    /// `NOT_FOUND`.
+    async fn start_maintenance(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which services, why, and how many at a time.")] input: StartMaintenanceInput,
+    ) -> Result<MaintenanceCampaignObject> {
+        let new = input.validate().gql()?;
+        let s = scope(ctx)?;
+        let campaign = s.engine().start_maintenance(s.principal, new).await.gql()?;
+        Ok(campaign.into())
     }
 
     /// Appends lines to the log of an operation that is not final: for

@@ -11,12 +11,13 @@ use super::scope::{millis, parse_id, scope};
 use super::types::activity::{ActivityConnection, ActivityFilter};
 use super::types::activity_report::ActivityReport;
 use super::types::environment::{EnvironmentConnection, EnvironmentNode};
+use super::types::maintenance::MaintenanceCampaignObject;
 use super::types::node::{self, Node};
 use super::types::operation::{OperationConnection, OperationFilterInput, OperationNode};
 use super::types::recovery::RecoveryProgressObject;
 use super::types::service::ServiceNode;
 use super::types::viewer::Viewer;
-use crate::domain::{EnvironmentId, OperationId, ServiceId, report};
+use crate::domain::{EnvironmentId, MaintenanceId, OperationId, ServiceId, report};
 use crate::store::{operations, resources};
 
 /// The `Query` root.
@@ -40,6 +41,25 @@ impl Query {
     async fn recovery(&self, ctx: &Context<'_>) -> Result<RecoveryProgressObject> {
         let s = scope(ctx)?;
         Ok(s.engine().healing.progress().borrow().clone().into())
+    }
+
+    /// The maintenance campaign with this id; null when none is visible to
+    /// the caller (campaigns do not survive a server restart).
+    async fn maintenance(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A campaign id (`mnt_<n>`).")] id: ID,
+    ) -> Result<Option<MaintenanceCampaignObject>> {
+        let s = scope(ctx)?;
+        let id: MaintenanceId = parse_id(&id)?;
+        Ok(s.engine().maintenance.get(s.org(), id).map(Into::into))
+    }
+
+    /// The organization's maintenance campaigns since the server started,
+    /// newest first.
+    async fn maintenances(&self, ctx: &Context<'_>) -> Result<Vec<MaintenanceCampaignObject>> {
+        let s = scope(ctx)?;
+        Ok(s.engine().maintenance.list(s.org()).into_iter().map(Into::into).collect())
     }
 
     /// Who is asking.

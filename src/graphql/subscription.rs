@@ -10,10 +10,12 @@ use super::error::gql;
 use super::replay::{Chunk, Live, replay_then_live};
 use super::scope::{Scope, parse_id, scope};
 use super::types::log_line::LogBatch;
+use super::types::maintenance::MaintenanceCampaignObject;
 use super::types::operation_event::OperationEventNode;
 use super::types::recovery::RecoveryProgressObject;
 use super::types::status_event::StatusEventNode;
-use crate::domain::{DomainError, EnvironmentId, LogLine, OperationId, ServiceId};
+use crate::domain::{DomainError, EnvironmentId, LogLine, MaintenanceId, OperationId, ServiceId};
+use crate::engine::maintenance::CampaignStatus;
 use crate::store::logs::{self, Log};
 use crate::store::{Event, operations, resources, statuses};
 
@@ -113,6 +115,35 @@ impl Subscription {
         let s = scope(ctx)?;
         let progress = tokio_stream::wrappers::WatchStream::new(s.engine().healing.progress());
         Ok(progress.map(RecoveryProgressObject::from))
+    }
+
+    /// A maintenance campaign: its state now, then every change (a client
+    /// that reads slowly may see several changes merged into one); completes
+    /// after the state in which it is `COMPLETED`. `NOT_FOUND` when no such
+    /// campaign is visible to the caller.
+    async fn maintenance_progress(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The campaign to follow (`mnt_<n>`).")] id: ID,
+    ) -> Result<impl Stream<Item = MaintenanceCampaignObject> + use<>> {
+        let s = scope(ctx)?;
+        let campaign: MaintenanceId = parse_id(&id)?;
+        let progress = s
+            .engine()
+            .maintenance
+            .watch(s.org(), campaign)
+            .ok_or_else(|| gql(DomainError::not_found("MaintenanceCampaign", campaign)))?;
+        // The current state first, then each change; ends right after the
+        // completed state (no later change is coming to end it).
+        let states = stream::unfold((progress, true, false), |(mut rx, first, done)| async move {
+            if done || (!first && rx.changed().await.is_err()) {
+                return None;
+            }
+            let campaign = rx.borrow_and_update().clone();
+            let done = campaign.status == CampaignStatus::Completed;
+            Some((campaign, (rx, false, done)))
+        });
+        Ok(states.map(MaintenanceCampaignObject::from))
     }
 
     /// The log of an operation: replays the lines after `after`, then

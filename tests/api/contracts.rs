@@ -73,11 +73,19 @@ async fn seed(app: &TestApp) -> Value {
     let slow = app.create_service(&env, service("slow", "exec sleep 60")).await;
     app.deploy(&slow, "s1").await;
     let queued = app.deploy(&slow, "s2").await;
+    // A campaign over a service never deployed: skipped, completed at once.
+    let campaign = app
+        .gql(
+            "mutation($s: ID!) { startMaintenance(input: { serviceIds: [$s], description: \"seed\", concurrency: 1 }) { id } }",
+            json!({ "s": scratch }),
+        )
+        .await;
     let day = chrono::Duration::days(1);
     let now = chrono::Utc::now();
     json!({
         "environmentId": env, "serviceId": web, "operationId": done,
         "queuedOperationId": queued, "scratchServiceId": scratch,
+        "maintenanceId": campaign["startMaintenance"]["id"],
         "from": (now - day).to_rfc3339(), "to": (now + day).to_rfc3339(),
     })
 }

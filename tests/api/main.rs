@@ -8,6 +8,7 @@ mod healing;
 mod helpers;
 mod hooks;
 mod logs;
+mod maintenance;
 mod queue;
 mod recovery;
 mod reports;

@@ -6,6 +6,7 @@ pub mod enums;
 pub mod environment;
 pub mod instance;
 pub mod log_line;
+pub mod maintenance;
 pub mod monitoring;
 pub mod node;
 pub mod operation;
