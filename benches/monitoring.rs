@@ -24,8 +24,10 @@
 //! take ten times that per process (and `nc` is not on every machine).
 //! Services have `healthCheck: { graceMs: 50 }` and `stopGraceMs: 1000`.
 //!
-//! Both servers are set up at once: every service created, then every
-//! deploy submitted (the server runs them in parallel), then each deploy's
+//! The servers are set up one after the other (two servers picking free
+//! ports at once could hand one port to two instances): every service
+//! created, then every deploy submitted (the server runs them in
+//! parallel), then each deploy's
 //! status polled through GraphQL until every one is final; all must be
 //! `DEPLOYMENT_OK`. A warm-up of one default interval follows, so that every
 //! monitored service was checked at least once before measuring.
@@ -104,10 +106,11 @@ async fn run() -> Result<()> {
     let subject = Server::start(dir.path(), "subject").await?;
     let baseline = Server::start(dir.path(), "baseline").await?;
     let started = Instant::now();
-    let (subject_env, baseline_env) = tokio::try_join!(
-        subject.deploy_all(&start, None),
-        baseline.deploy_all(&start, Some(json!({ "intervalMs": 0 }))),
-    )?;
+    // One server after the other: with `port: 0` each server picks a free
+    // port by binding and releasing it, and two servers picking at once can
+    // hand the same port to two instances (one then fails to bind).
+    let subject_env = subject.deploy_all(&start, None).await?;
+    let baseline_env = baseline.deploy_all(&start, Some(json!({ "intervalMs": 0 }))).await?;
     println!(
         "{} instances running on each server ({SERVICES} services x {INSTANCES}) after {:.1?}",
         SERVICES * INSTANCES,
@@ -314,12 +317,10 @@ impl Server {
 
     /// SIGTERM, waits for the server, then checks its instances are gone.
     async fn stop(mut self) -> Result<()> {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
-        let status = tokio::task::spawn_blocking(move || self.child.wait()).await??;
+        let status = self.terminate()?;
         ensure!(status.success(), "{}: the server exited with {status}", self.name);
         let mut left = 0;
-        for pid in self.pids.into_inner().expect("not poisoned") {
+        for pid in std::mem::take(&mut *self.pids.lock().expect("not poisoned")) {
             let pid = nix::unistd::Pid::from_raw(pid);
             if nix::sys::signal::kill(pid, None).is_ok() {
                 left += 1;
@@ -328,6 +329,22 @@ impl Server {
         }
         ensure!(left == 0, "{}: {left} instance processes outlived the server", self.name);
         Ok(())
+    }
+
+    /// SIGTERM (the server stops its instances), then waits for the exit.
+    fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        Ok(self.child.wait()?)
+    }
+}
+
+/// A run that failed still stops its servers, and so their 500 instances.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.terminate();
+        }
     }
 }
 
