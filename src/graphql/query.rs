@@ -45,7 +45,7 @@ impl Query {
 
     /// The maintenance campaign with this id; null when none is visible to
     /// the caller (campaigns do not survive a server restart).
-    async fn maintenance(
+    async fn maintenance_campaign(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "A campaign id (`mnt_<n>`).")] id: ID,
@@ -57,7 +57,7 @@ impl Query {
 
     /// The organization's maintenance campaigns since the server started,
     /// newest first.
-    async fn maintenances(&self, ctx: &Context<'_>) -> Result<Vec<MaintenanceCampaignObject>> {
+    async fn maintenance_campaigns(&self, ctx: &Context<'_>) -> Result<Vec<MaintenanceCampaignObject>> {
         let s = scope(ctx)?;
         Ok(s.engine().maintenance.list(s.org()).into_iter().map(Into::into).collect())
     }

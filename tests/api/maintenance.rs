@@ -122,8 +122,8 @@ async fn a_maintenance_campaign_with_concurrency_2_never_runs_more_than_two_at_o
         let line = format!("SYSTEM maintenance campaign {id} started by ");
         assert!(log.iter().any(|l| l.starts_with(&line) && l.ends_with(": kernel patch")), "{svc}: {log:#?}");
     }
-    let listed = app.gql("{ maintenances { id status succeeded } }", json!({})).await;
-    assert_eq!(listed["maintenances"], json!([{ "id": id, "status": "COMPLETED", "succeeded": SERVICES }]));
+    let listed = app.gql("{ maintenanceCampaigns { id status succeeded } }", json!({})).await;
+    assert_eq!(listed["maintenanceCampaigns"], json!([{ "id": id, "status": "COMPLETED", "succeeded": SERVICES }]));
     app.stop().await;
 }
 
@@ -150,9 +150,9 @@ async fn a_campaign_filtered_by_services_or_kinds_redeploys_only_those() {
     assert_eq!(maintenance_operations(&app, &picked).await.len(), 1);
     assert_eq!(maintenance_operations(&app, &db).await.len(), 1);
     assert!(maintenance_operations(&app, &left).await.is_empty());
-    let listed = app.gql("{ maintenances { id } }", json!({})).await;
+    let listed = app.gql("{ maintenanceCampaigns { id } }", json!({})).await;
     assert_eq!(
-        listed["maintenances"],
+        listed["maintenanceCampaigns"],
         json!([{ "id": by_kind["id"] }, { "id": by_id["id"] }]),
         "newest first"
     );
@@ -192,7 +192,7 @@ async fn bad_maintenance_input_is_bad_user_input_naming_the_field_and_unknown_id
     ] {
         assert_eq!(app.error_code(START, json!({ "input": input })).await, "NOT_FOUND");
     }
-    let missing = app.gql("{ maintenance(id: \"mnt_999\") { id } }", json!({})).await;
-    assert_eq!(missing["maintenance"], Value::Null);
+    let missing = app.gql("{ maintenanceCampaign(id: \"mnt_999\") { id } }", json!({})).await;
+    assert_eq!(missing["maintenanceCampaign"], Value::Null);
     app.stop().await;
 }

@@ -64,7 +64,7 @@ impl StartMaintenanceInput {
 /// Whether a campaign is still at work.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "crate::engine::maintenance::CampaignStatus")]
-pub enum MaintenanceStatus {
+pub enum MaintenanceCampaignStatus {
     /// Redeploys are queued or in flight.
     Running,
     /// Every matching service was redeployed (or could not be); final.
@@ -86,7 +86,7 @@ pub struct MaintenanceCampaignObject {
     /// Who started it.
     pub started_by: String,
     /// Whether it is still at work.
-    pub status: MaintenanceStatus,
+    pub status: MaintenanceCampaignStatus,
     /// Services it redeploys: the matching services that were deployed
     /// before (`skipped` not included).
     pub total: u64,
