@@ -3,19 +3,22 @@
 //! that reconnects with its last cursor misses nothing and sees nothing
 //! twice.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Result, Subscription as SubscriptionRoot};
 use futures_util::stream::{self, Stream, StreamExt};
 
 use super::error::gql;
 use super::replay::{Chunk, Live, replay_then_live};
 use super::scope::{Scope, parse_id, scope};
-use super::types::log_line::LogBatch;
+use super::types::log_line::{LogBatch, query_key};
 use super::types::maintenance::MaintenanceCampaignObject;
 use super::types::operation_event::OperationEventNode;
 use super::types::recovery::RecoveryProgressObject;
 use super::types::status_event::StatusEventNode;
 use crate::domain::{DomainError, EnvironmentId, LogLine, MaintenanceId, OperationId, ServiceId};
 use crate::engine::maintenance::CampaignStatus;
+use crate::store::events::LiveLines;
 use crate::store::logs::{self, Log};
 use crate::store::{Event, operations, resources, statuses};
 
@@ -163,7 +166,7 @@ impl Subscription {
         let op: OperationId = parse_id(&operation_id)?;
         let after = log_cursor(after).map_err(gql)?;
         s.read(move |r, org| operations::operation(r, org, op)).await?;
-        Ok(log_feed(&s, Log::Operation(op), after))
+        Ok(log_feed(&s, Log::Operation(op), after, query_key(ctx)))
     }
 
     /// What the instances of a service print: replays the lines after
@@ -180,13 +183,20 @@ impl Subscription {
         let svc: ServiceId = parse_id(&service_id)?;
         let after = log_cursor(after).map_err(gql)?;
         s.read(move |r, org| resources::service(r, org, svc)).await?;
-        Ok(log_feed(&s, Log::Service(svc), after))
+        Ok(log_feed(&s, Log::Service(svc), after, query_key(ctx)))
     }
 }
 
 /// The replay-then-live feed of one log, as `LogBatch`es. An operation's
 /// log is complete once the operation is final; a service's never is.
-fn log_feed(s: &Scope<'_>, log: Log, after: u64) -> impl Stream<Item = Result<LogBatch>> + Send + use<> {
+/// `query` names the subscriber's query: batches that are exactly one
+/// commit's lines are rendered once per query and shared.
+fn log_feed(
+    s: &Scope<'_>,
+    log: Log,
+    after: u64,
+    query: Arc<str>,
+) -> impl Stream<Item = Result<LogBatch>> + Send + use<> {
     let store = s.store().clone();
     let events = store.events().subscribe();
     let read = move |after| {
@@ -201,7 +211,10 @@ fn log_feed(s: &Scope<'_>, log: Log, after: u64) -> impl Stream<Item = Result<Lo
                         Log::Operation(op) => operations::operation_by_id(r, op)?.status.is_final(),
                         Log::Service(_) => false,
                     };
-                    let items = logs::lines_after(r, log, after, LOG_PAGE)?;
+                    let items: Vec<_> = logs::lines_after(r, log, after, LOG_PAGE)?
+                        .into_iter()
+                        .map(FedLine::Stored)
+                        .collect();
                     let head = logs::head(r, log)?;
                     Ok(Chunk { drained: items.len() < LOG_PAGE, items, finished, head })
                 })
@@ -211,20 +224,55 @@ fn log_feed(s: &Scope<'_>, log: Log, after: u64) -> impl Stream<Item = Result<Lo
     let classify = move |event: &Event, last: u64| match event {
         Event::Log { log: of, last_seq, lines } if *of == log && *last_seq > last => match lines {
             // The event's lines follow on from what was sent: no gap.
-            Some(lines) if lines.first().is_some_and(|l| l.seq <= last + 1) => Live::Items(lines.to_vec()),
+            Some(live) if live.lines.first().is_some_and(|l| l.seq <= last + 1) => {
+                Live::Items((0..live.lines.len()).map(|i| FedLine::Live(live.clone(), i)).collect())
+            }
             _ => Live::Wake,
         },
         Event::Operation(e) if Log::Operation(e.operation_id) == log && e.status.is_final() => Live::Wake,
         _ => Live::Ignore,
     };
     let max_lag = s.app.limits.slow_consumer_lag;
-    let feed = replay_then_live(events, after, max_lag, read, classify, |l: &LogLine| l.seq);
-    feed.filter_map(|batch| async move {
-        match batch {
-            Ok(lines) => LogBatch::of(lines).map(Ok),
+    let feed = replay_then_live(events, after, max_lag, read, classify, FedLine::seq);
+    feed.filter_map(move |batch| {
+        let batch = match batch {
+            Ok(lines) => FedLine::batch(lines, &query).map(Ok),
             Err(e) => Some(Err(gql(e))),
-        }
+        };
+        std::future::ready(batch)
     })
+}
+
+/// A line of a log feed: read from storage, or one of the lines a live
+/// event carries (kept shared, not copied).
+enum FedLine {
+    Stored(LogLine),
+    Live(Arc<LiveLines>, usize),
+}
+
+impl FedLine {
+    fn seq(&self) -> u64 {
+        match self {
+            Self::Stored(line) => line.seq,
+            Self::Live(live, i) => live.lines[*i].seq,
+        }
+    }
+
+    /// The batch of `lines`: shared when they are all the lines of one live
+    /// event, this subscriber's own otherwise; `None` when empty.
+    fn batch(lines: Vec<Self>, query: &Arc<str>) -> Option<LogBatch> {
+        if let Some(Self::Live(live, _)) = lines.first()
+            && lines.len() == live.lines.len()
+            && lines.iter().all(|l| matches!(l, Self::Live(other, _) if Arc::ptr_eq(other, live)))
+        {
+            return Some(LogBatch::shared(live.clone(), query.clone()));
+        }
+        let lines = lines.into_iter().map(|line| match line {
+            Self::Stored(line) => line,
+            Self::Live(live, i) => live.lines[i].clone(),
+        });
+        LogBatch::of(lines.collect())
+    }
 }
 
 /// A feed of event batches as a stream of single events (events are few;

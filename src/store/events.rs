@@ -1,9 +1,10 @@
 //! Change events, published to subscribers only after their commit.
 
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
-
-use std::sync::Arc;
 
 use super::logs::Log;
 use crate::domain::{
@@ -44,7 +45,7 @@ pub enum Event {
     Log {
         log: Log,
         last_seq: u64,
-        lines: Option<Arc<[LogLine]>>,
+        lines: Option<Arc<LiveLines>>,
     },
     /// A running or deployment status changed.
     Status(super::statuses::StatusEvent),
@@ -52,6 +53,54 @@ pub enum Event {
     Instance {
         service_id: ServiceId,
     },
+}
+
+/// Lines stored together, as the live feed carries them to every
+/// subscriber of their log.
+///
+/// They are shared, and so is what subscribers derive from them: a
+/// subscriber that turns them into a response for its query keeps the
+/// result here under a key naming that query, and every other subscriber
+/// with the same key reuses it. A thousand clients following one deploy
+/// then cost one rendering of each batch, not a thousand.
+pub struct LiveLines {
+    pub lines: Box<[LogLine]>,
+    renderings: Mutex<Vec<(Arc<str>, Rendering)>>,
+}
+
+/// Whatever a subscriber derived from [`LiveLines`].
+type Rendering = Arc<dyn Any + Send + Sync>;
+
+impl LiveLines {
+    /// Distinct renderings kept per batch; past it, more are not kept (the
+    /// subscribers asking for them render their own).
+    const MAX_RENDERINGS: usize = 8;
+
+    pub fn new(lines: Vec<LogLine>) -> Self {
+        Self { lines: lines.into(), renderings: Mutex::default() }
+    }
+
+    /// The rendering kept under `key`, if one of type `T` is.
+    pub fn rendering<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        let renderings = self.renderings.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, found) = renderings.iter().find(|(k, _)| **k == *key)?;
+        found.clone().downcast().ok()
+    }
+
+    /// Keeps `rendering` under `key` for the next subscribers (unless one is
+    /// kept already, or there are too many).
+    pub fn keep_rendering<T: Any + Send + Sync>(&self, key: Arc<str>, rendering: Arc<T>) {
+        let mut renderings = self.renderings.lock().unwrap_or_else(|e| e.into_inner());
+        if renderings.len() < Self::MAX_RENDERINGS && !renderings.iter().any(|(k, _)| *k == key) {
+            renderings.push((key, rendering));
+        }
+    }
+}
+
+impl std::fmt::Debug for LiveLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveLines").field("lines", &self.lines).finish_non_exhaustive()
+    }
 }
 
 /// One broadcast channel for every event. Subscribers filter; one that
@@ -85,5 +134,25 @@ impl EventBus {
 impl Default for EventBus {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renderings_are_kept_by_key_and_type_up_to_a_bound() {
+        let live = LiveLines::new(Vec::new());
+        assert!(live.rendering::<String>("a").is_none());
+        live.keep_rendering("a".into(), Arc::new(String::from("first")));
+        live.keep_rendering("a".into(), Arc::new(String::from("second")));
+        assert_eq!(*live.rendering::<String>("a").unwrap(), "first", "the first rendering stays");
+        assert!(live.rendering::<u64>("a").is_none(), "another type is not mistaken for it");
+        for n in 0..20 {
+            live.keep_rendering(format!("k{n}").into(), Arc::new(n));
+        }
+        assert!(live.rendering::<i32>("k6").is_some());
+        assert!(live.rendering::<i32>("k7").is_none(), "past the bound, nothing more is kept");
     }
 }

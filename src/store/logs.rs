@@ -11,7 +11,7 @@ use std::sync::Arc;
 use redb::TableDefinition;
 
 use super::access::{Reader, Result, Tx};
-use super::events::Event;
+use super::events::{Event, LiveLines};
 use super::operations::{operation, operation_by_id};
 use super::paging::{Page, PageArgs, paginate};
 use super::tables::*;
@@ -86,7 +86,7 @@ pub fn append(tx: &mut Tx<'_>, log: Log, lines: &[NewLine]) -> Result<u64> {
     }
     tx.put_rows(table, owner, stored.iter().map(|l| (l.seq, l)))?;
     let bytes: usize = stored.iter().map(|l| l.text.len()).sum();
-    let lines = (bytes <= LIVE_BYTES).then(|| Arc::from(stored));
+    let lines = (bytes <= LIVE_BYTES).then(|| Arc::new(LiveLines::new(stored)));
     tx.emit(Event::Log { log, last_seq: seq, lines });
     Ok(seq)
 }

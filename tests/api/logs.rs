@@ -220,6 +220,57 @@ async fn a_log_subscription_follows_live_and_completes_when_the_operation_ends()
     app.stop().await;
 }
 
+/// Live batches are rendered once per distinct query and shared between
+/// subscribers: each must still get exactly what its own query selects,
+/// including when only its variables or a directive on a fragment differ.
+#[tokio::test]
+async fn subscribers_of_one_log_each_get_the_shape_their_query_selects() {
+    const BY_VARIABLE: &str = "subscription($op: ID!, $text: Boolean!) {
+      operationLogs(operationId: $op) { lastSeq lines { seq text @include(if: $text) } } }";
+    const SKIPPED_FRAGMENT: &str = "subscription($op: ID!) {
+      operationLogs(operationId: $op) { lastSeq lines { seq ...Text @skip(if: true) } } }
+      fragment Text on LogLine { text }";
+    const ALIASED: &str = "subscription($op: ID!) {
+      operationLogs(operationId: $op) { lastSeq lines { n: seq words: text } } }";
+    let app = TestApp::spawn().await;
+    let (_, op) = held_operation(&app, "production").await;
+    let subscribers = [
+        (FOLLOW, json!({ "op": op }), vec!["continuesPrevious", "seq", "stream", "text"]),
+        (FOLLOW, json!({ "op": op }), vec!["continuesPrevious", "seq", "stream", "text"]),
+        (BY_VARIABLE, json!({ "op": op, "text": false }), vec!["seq"]),
+        (BY_VARIABLE, json!({ "op": op, "text": true }), vec!["seq", "text"]),
+        (SKIPPED_FRAGMENT, json!({ "op": op }), vec!["seq"]),
+        (ALIASED, json!({ "op": op }), vec!["n", "words"]),
+    ];
+    let mut subs = Vec::new();
+    for (query, variables, _) in &subscribers {
+        let mut sub = app.subscribe(query, variables.clone()).await;
+        // The replay of what is stored: from then on it follows live.
+        sub.next().await.expect("the stored lines");
+        subs.push(sub);
+    }
+    let (first, last) = append(&app, &op, &["alpha".into(), "beta".into(), "gamma".into()]).await;
+    for (sub, (query, variables, keys)) in subs.iter_mut().zip(&subscribers) {
+        let data = sub.next().await.expect("the appended lines");
+        let batch = &data["operationLogs"];
+        assert_eq!(batch["lastSeq"], last, "{query} {variables}: {batch}");
+        let lines = batch["lines"].as_array().unwrap();
+        assert_eq!(lines.len() as u64, last - first + 1, "{query} {variables}: {batch}");
+        for (index, line) in lines.iter().enumerate() {
+            let mut got: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+            got.sort_unstable();
+            assert_eq!(&got, keys, "{query} {variables}: {line}");
+            let seq = line.get("seq").or_else(|| line.get("n")).unwrap();
+            assert_eq!(*seq, first + index as u64, "{query} {variables}: {line}");
+            if let Some(text) = line.get("text").or_else(|| line.get("words")) {
+                assert_eq!(*text, ["alpha", "beta", "gamma"][index]);
+            }
+        }
+    }
+    cancel(&app, &op).await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn append_logs_refuses_bad_input_with_a_code_and_stores_nothing() {
     let app = TestApp::spawn_configured(|args| args.max_append_lines = 3).await;

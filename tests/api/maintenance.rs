@@ -123,7 +123,10 @@ async fn a_maintenance_campaign_with_concurrency_2_never_runs_more_than_two_at_o
         assert!(log.iter().any(|l| l.starts_with(&line) && l.ends_with(": kernel patch")), "{svc}: {log:#?}");
     }
     let listed = app.gql("{ maintenanceCampaigns { id status succeeded } }", json!({})).await;
-    assert_eq!(listed["maintenanceCampaigns"], json!([{ "id": id, "status": "COMPLETED", "succeeded": SERVICES }]));
+    assert_eq!(
+        listed["maintenanceCampaigns"],
+        json!([{ "id": id, "status": "COMPLETED", "succeeded": SERVICES }])
+    );
     app.stop().await;
 }
 

@@ -1,6 +1,14 @@
 //! `LogLine`, its filter and connection, and `LogBatch` for subscriptions.
 
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_graphql::parser::types::Field;
+use async_graphql::registry::Registry;
+use async_graphql::{
+    Context, ContextSelectionSet, ID, InputObject, Object, OutputType, Positioned, Result, ServerResult,
+    SimpleObject, Value,
+};
 use chrono::{DateTime, Utc};
 
 use super::enums::LogStream;
@@ -9,6 +17,7 @@ use crate::domain::{self, DomainError};
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::error::gql;
 use crate::graphql::scope::{datetime, millis, parse_id, scope};
+use crate::store::events::LiveLines;
 use crate::store::logs::{self, Log};
 
 /// A log line as a GraphQL object.
@@ -123,19 +132,95 @@ pub struct AppendLogsPayload {
 }
 
 /// Lines sent together by a log subscription.
+///
+/// Its GraphQL fields are those of [`LogBatchFields`]. A batch that is
+/// exactly the lines of one commit, as every live subscriber of the log
+/// receives them, is rendered once per distinct query and the rendering is
+/// shared (see [`LiveLines`]): a fast producer followed by many clients
+/// costs one GraphQL execution per batch, not one per batch per client.
+pub struct LogBatch(BatchLines);
+
+enum BatchLines {
+    /// Read from storage, or gathered from several commits: this
+    /// subscriber's own.
+    Own(LogBatchFields),
+    /// One commit's lines; `query` names the subscriber's query (the same
+    /// text with the same variables renders the same).
+    Shared { live: Arc<LiveLines>, query: Arc<str> },
+}
+
+/// Lines sent together by a log subscription.
 #[derive(SimpleObject)]
-pub struct LogBatch {
+#[graphql(name = "LogBatch")]
+pub struct LogBatchFields {
     /// The lines, in order; never empty.
-    pub lines: Vec<LogLineNode>,
+    lines: Vec<LogLineNode>,
     /// The `seq` of the last line: subscribe again with `after: lastSeq` to
     /// resume without a gap or a repeat.
-    pub last_seq: u64,
+    last_seq: u64,
+}
+
+impl LogBatchFields {
+    fn of(lines: Vec<domain::LogLine>) -> Option<Self> {
+        let last_seq = lines.last()?.seq;
+        Some(Self { lines: lines.into_iter().map(LogLineNode).collect(), last_seq })
+    }
 }
 
 impl LogBatch {
     /// The batch of `lines`; `None` when there are none.
     pub fn of(lines: Vec<domain::LogLine>) -> Option<Self> {
-        let last_seq = lines.last()?.seq;
-        Some(Self { lines: lines.into_iter().map(LogLineNode).collect(), last_seq })
+        LogBatchFields::of(lines).map(|fields| Self(BatchLines::Own(fields)))
     }
+
+    /// The lines of one commit, rendered for `query` at most once.
+    pub fn shared(live: Arc<LiveLines>, query: Arc<str>) -> Self {
+        Self(BatchLines::Shared { live, query })
+    }
+}
+
+impl OutputType for LogBatch {
+    fn type_name() -> Cow<'static, str> {
+        LogBatchFields::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        LogBatchFields::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        let (live, query) = match &self.0 {
+            BatchLines::Own(fields) => return fields.resolve(ctx, field).await,
+            BatchLines::Shared { live, query } => (live, query),
+        };
+        if let Some(rendered) = live.rendering::<Value>(query) {
+            return Ok(Value::clone(&rendered));
+        }
+        let Some(fields) = LogBatchFields::of(live.lines.to_vec()) else { return Ok(Value::Null) };
+        let errors = || ctx.query_env.errors.lock().map_or(usize::MAX, |e| e.len());
+        let errors_before = errors();
+        let value = fields.resolve(ctx, field).await?;
+        // A rendering with a field error (a failed read of an instance) is
+        // this subscriber's alone: others render their own.
+        if errors() == errors_before {
+            live.keep_rendering(query.clone(), Arc::new(value.clone()));
+        }
+        Ok(value)
+    }
+}
+
+/// What makes one subscriber's rendering of a batch the same as another's:
+/// its whole operation (with the fragments it may use) and its variables.
+/// Positions are part of it, so only the same text matches; anything else
+/// just renders on its own.
+///
+/// async-graphql exposes the parsed request as a public (if undocumented)
+/// field of the context; reading it once per subscription is the one way
+/// to see the directives on fragment spreads, which change what a
+/// selection returns.
+pub fn query_key(ctx: &Context<'_>) -> Arc<str> {
+    let env = &ctx.query_env;
+    let mut fragments: Vec<_> = env.fragments.iter().collect();
+    fragments.sort_by_key(|(name, _)| *name);
+    format!("{:?}\n{fragments:?}\n{:?}", env.operation.node, env.variables).into()
 }
