@@ -64,8 +64,10 @@ impl Application {
         let (ready, ready_rx) = watch::channel(false);
         // Until access control exists, every request acts as this owner.
         let owner = Principal { organization_id: org.id, member: Member { id: 1, name: "owner".into() } };
+        let init_timeout = Duration::from_millis(args.connection_init_timeout_ms);
         let state =
-            AppState::new(schema, store, engine.clone(), owner, ready_rx, shutdown.clone(), tasks.clone());
+            AppState::new(schema, store, engine.clone(), owner, ready_rx, shutdown.clone(), tasks.clone())
+                .with_connection_init_timeout(init_timeout);
         Ok(Self {
             listener,
             state,

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// ended by force (its task stopped, the processes it started killed).
     #[arg(long, env = "OPSGRAPH_FORCE_CANCEL_GRACE_MS", default_value_t = 5_000)]
     pub force_cancel_grace_ms: u64,
+    /// Milliseconds a WebSocket client has, once connected, to send
+    /// `connection_init`; past it the connection is closed with 4408.
+    #[arg(long, env = "OPSGRAPH_CONNECTION_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub connection_init_timeout_ms: u64,
 }
 
 /// The default of `--cache-mb`: the store's default cache.
@@ -85,6 +89,7 @@ impl ServeArgs {
             recovery_concurrency: 4,
             cache_mb: DEFAULT_CACHE_MB,
             force_cancel_grace_ms: 5_000,
+            connection_init_timeout_ms: 10_000,
         }
     }
 

@@ -32,6 +32,7 @@ pub use error::CodedSchema;
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::Subscription;
+pub use types::log_line::Prerendered;
 
 /// The schema served at `/graphql`.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -1,15 +1,15 @@
 //! `/graphql` over HTTP (POST, and GET for queries) and WebSocket, and
 //! GraphiQL at `/`.
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::Executor;
+use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Data, Executor};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::AppState;
+use super::{AppState, ws};
 use crate::domain::ErrorCode;
 use crate::graphql::error::server_error;
 
@@ -70,32 +70,27 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
 }
 
 async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> Response {
-    let protocol = match GraphQLProtocol::from_request_parts(parts, &()).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
     let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
     // A small read buffer: clients send little (init, subscribe, pong), and
     // tungstenite keeps (and zero-fills) the whole buffer per connection.
-    upgrade.read_buffer_size(4 * 1024).protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(
-        move |socket| async move {
-            // The session counts as a task until the state it holds is
-            // gone: locals drop in reverse order, so `state` goes first.
-            let _session = state.tasks.token();
-            let state = state;
-            let mut data = Data::default();
-            data.insert(state.principal());
-            let serve = GraphQLWebSocket::new(socket, state.schema.clone(), protocol).with_data(data).serve();
-            // Open subscriptions end with the server.
-            tokio::select! {
-                () = serve => {}
-                () = state.shutdown.cancelled() => {}
-            }
-        },
-    )
+    upgrade.read_buffer_size(4 * 1024).protocols(ws::PROTOCOLS).on_upgrade(move |socket| async move {
+        // The session counts as a task until the state it holds is gone:
+        // locals drop in reverse order, so `state` goes first.
+        let _session = state.tasks.token();
+        let state = state;
+        let protocol = ws::Protocol::negotiated(socket.protocol().and_then(|p| p.to_str().ok()));
+        let owner = state.principal();
+        let session = ws::Session {
+            schema: state.schema.clone(),
+            authenticate: Box::new(move |_payload| Some(owner.clone())),
+            init_timeout: state.connection_init_timeout,
+        };
+        // Open subscriptions end with the server.
+        ws::serve(socket, protocol, session, state.shutdown.cancelled()).await;
+    })
 }
 
 fn count(state: &AppState) {

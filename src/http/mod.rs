@@ -7,6 +7,7 @@ mod health;
 mod hooks;
 mod logs;
 mod reports;
+mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -39,6 +40,8 @@ pub struct AppState {
     /// WebSocket sessions count as tasks, so shutdown waits for them.
     tasks: TaskTracker,
     requests: Arc<AtomicU64>,
+    /// How long a WebSocket client has to send `connection_init`.
+    connection_init_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -52,7 +55,16 @@ impl AppState {
         tasks: TaskTracker,
     ) -> Self {
         let schema = CodedSchema(schema);
-        Self { schema, store, engine, owner, ready, shutdown, tasks, requests: Arc::default() }
+        let requests = Arc::default();
+        let connection_init_timeout = std::time::Duration::from_secs(10);
+        Self { schema, store, engine, owner, ready, shutdown, tasks, requests, connection_init_timeout }
+    }
+
+    /// How long a WebSocket client has to send `connection_init` (10 s
+    /// unless set).
+    pub fn with_connection_init_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connection_init_timeout = timeout;
+        self
     }
 
     pub fn store(&self) -> Store {

@@ -15,3 +15,4 @@ mod reports;
 mod resources;
 mod statuses;
 mod stuck;
+mod websocket;

@@ -1,13 +1,13 @@
 //! `LogLine`, its filter and connection, and `LogBatch` for subscriptions.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::{
-    Context, ContextSelectionSet, ID, InputObject, Object, OutputType, Positioned, Result, ServerResult,
-    SimpleObject, Value,
+    Context, ContextSelectionSet, ID, InputObject, Object, OutputType, Positioned, Result, ServerError,
+    ServerResult, SimpleObject, Value,
 };
 use chrono::{DateTime, Utc};
 
@@ -193,19 +193,60 @@ impl OutputType for LogBatch {
             BatchLines::Own(fields) => return fields.resolve(ctx, field).await,
             BatchLines::Shared { live, query } => (live, query),
         };
-        if let Some(rendered) = live.rendering::<Value>(query) {
-            return Ok(Value::clone(&rendered));
+        let rendered = match live.rendering::<Rendered>(query) {
+            Some(rendered) => rendered,
+            None => {
+                let Some(fields) = LogBatchFields::of(live.lines.to_vec()) else { return Ok(Value::Null) };
+                let errors = || ctx.query_env.errors.lock().map_or(usize::MAX, |e| e.len());
+                let errors_before = errors();
+                let value = fields.resolve(ctx, field).await?;
+                // A rendering with a field error (a failed read of an
+                // instance) is this subscriber's alone: others render
+                // their own.
+                if errors() != errors_before {
+                    return Ok(value);
+                }
+                let json =
+                    serde_json::to_string(&value).map_err(|e| ServerError::new(e.to_string(), None))?;
+                let rendered = Arc::new(Rendered { value, json: json.into() });
+                live.keep_rendering(query.clone(), rendered.clone());
+                rendered
+            }
+        };
+        match ctx.data_opt::<Arc<Prerendered>>() {
+            Some(slot) => {
+                slot.put(rendered.json.clone());
+                Ok(Value::Null)
+            }
+            None => Ok(rendered.value.clone()),
         }
-        let Some(fields) = LogBatchFields::of(live.lines.to_vec()) else { return Ok(Value::Null) };
-        let errors = || ctx.query_env.errors.lock().map_or(usize::MAX, |e| e.len());
-        let errors_before = errors();
-        let value = fields.resolve(ctx, field).await?;
-        // A rendering with a field error (a failed read of an instance) is
-        // this subscriber's alone: others render their own.
-        if errors() == errors_before {
-            live.keep_rendering(query.clone(), Arc::new(value.clone()));
-        }
-        Ok(value)
+    }
+}
+
+/// A batch rendered for one query: as a value, and serialized.
+struct Rendered {
+    value: Value,
+    json: Arc<str>,
+}
+
+/// A slot a transport gives each subscription when it can send JSON that
+/// was serialized once for many clients.
+///
+/// A shared log batch then puts its serialized rendering here and resolves
+/// to a placeholder `null`; the transport takes the JSON out right after
+/// the result and writes it in place of the field's value. Without the
+/// slot (any other transport), batches resolve to their value as usual.
+#[derive(Default)]
+pub struct Prerendered(Mutex<Option<Arc<str>>>);
+
+impl Prerendered {
+    fn put(&self, json: Arc<str>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(json);
+    }
+
+    /// The JSON put since the last call, if any.
+    pub fn take(&self) -> Option<Arc<str>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
