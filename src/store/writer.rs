@@ -97,11 +97,14 @@ pub(crate) fn run(db: Arc<Database>, bus: EventBus, jobs: mpsc::Receiver<Box<dyn
 fn run_batch(db: &Database, bus: &EventBus, mut batch: Vec<Box<dyn Job>>) {
     match try_batch(db, &mut batch) {
         Ok((events, refused)) => {
-            for event in events {
-                bus.publish(event);
-            }
+            // Replies first: a writer waiting for its reply is then woken
+            // ahead of the (perhaps thousands of) subscribers of its events,
+            // and does not queue behind them.
             for (job, refusal) in batch.into_iter().zip(refused) {
                 job.finish(refusal.map_or(Ok(()), Err));
+            }
+            for event in events {
+                bus.publish(event);
             }
         }
         Err(BatchError::Job(index, error)) => {
