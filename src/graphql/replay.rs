@@ -30,8 +30,11 @@ use tokio::sync::broadcast::{
 use crate::domain::DomainError;
 use crate::store::Event;
 
-/// Most items one live batch gathers from events already waiting.
-const MAX_GATHER: usize = 1_000;
+/// A live batch gathers the items of events already waiting until it holds
+/// this many: a burst of small commits goes out together, while a big
+/// commit goes out alone — as the very batch every other subscriber gets,
+/// which they can share (see `LiveLines`).
+const GATHER_UNTIL: usize = 100;
 
 /// One read from storage after the position.
 pub struct Chunk<T> {
@@ -170,7 +173,7 @@ where
     /// a burst of small commits goes out as one batch; stops at an event
     /// that needs a read from storage.
     fn gather(&mut self, items: &mut Vec<T>) {
-        while items.len() < MAX_GATHER {
+        while items.len() < GATHER_UNTIL {
             match self.events.try_recv() {
                 Ok(event) => match (self.classify)(&event, self.last) {
                     Live::Ignore => {}
