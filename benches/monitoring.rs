@@ -6,9 +6,12 @@
 //! its own database and data directory in one temporary directory):
 //!
 //! - the subject, whose services omit `monitoring` (the defaults: a check
-//!   every 5,000 ms, no probe, no disk quota);
+//!   every 5,000 ms, no probe, no disk quota, no scaling), and whose
+//!   instances are sampled for usage metrics every 10,000 ms (the default
+//!   `--metrics-interval-ms`): the figure includes metrics;
 //! - the baseline, whose services say `monitoring: { intervalMs: 0 }`
-//!   (monitoring and self-healing off); everything else is the same.
+//!   (monitoring, self-healing and metrics off); everything else is the
+//!   same.
 //!
 //! Each gets one environment with [`SERVICES`] (100) `APPLICATION` services
 //! of [`INSTANCES`] (5) instances: 500 running instances per server. 100 × 5

@@ -13,13 +13,16 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServeArgs;
 use crate::domain::{Member, Principal};
 use crate::engine::healing::Healing;
-use crate::engine::{Engine, LocalExecutor, monitor};
+use crate::engine::{Engine, LocalExecutor, metrics, monitor};
 use crate::graphql::{GraphqlContext, build_schema};
 use crate::http::{self, AppState};
 use crate::store::{Store, resources, retention};
 
 /// Name of the organization a new database starts with.
 const FIRST_ORGANIZATION: &str = "default";
+/// Shortest time between two usage sampling passes: samples are keyed by
+/// their millisecond, and a pass costs a transaction.
+const MIN_METRICS_INTERVAL_MS: u64 = 50;
 
 /// A built server, listening but not yet serving.
 pub struct Application {
@@ -31,8 +34,28 @@ pub struct Application {
     tasks: TaskTracker,
     ready: watch::Sender<bool>,
     grace: Duration,
-    /// Time between two passes of log retention.
+    schedule: Schedule,
+}
+
+/// When background work runs.
+struct Schedule {
+    /// Time between two passes of log and metrics retention.
     retention_every: Duration,
+    /// How long usage samples are kept.
+    metrics_kept: Duration,
+    /// Time between two usage sampling passes; `None`: metrics are off.
+    metrics_every: Option<Duration>,
+}
+
+impl Schedule {
+    fn new(args: &ServeArgs) -> Self {
+        let metrics_every = Duration::from_millis(args.metrics_interval_ms.max(MIN_METRICS_INTERVAL_MS));
+        Self {
+            retention_every: Duration::from_secs(args.retention_interval_secs.max(1)),
+            metrics_kept: Duration::from_secs(args.metrics_retention_hours.saturating_mul(3_600)),
+            metrics_every: (args.metrics_interval_ms > 0).then_some(metrics_every),
+        }
+    }
 }
 
 impl Application {
@@ -77,7 +100,7 @@ impl Application {
             tasks,
             ready,
             grace: Duration::from_millis(args.shutdown_grace_ms),
-            retention_every: Duration::from_secs(args.retention_interval_secs.max(1)),
+            schedule: Schedule::new(&args),
         })
     }
 
@@ -106,15 +129,23 @@ impl Application {
     /// are (start-up recovery ends them next time), every instance process
     /// is stopped, and the database file is closed before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, engine, executor, shutdown, tasks, ready, grace, retention_every } = self;
+        let Self { listener, state, engine, executor, shutdown, tasks, ready, grace, schedule } = self;
         let router = http::router(state);
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
         });
         engine.recover().await.context("start-up recovery")?;
-        tasks.spawn(retain_logs(engine.store().clone(), retention_every, shutdown.clone()));
+        tasks.spawn(retain(
+            engine.store().clone(),
+            schedule.retention_every,
+            schedule.metrics_kept,
+            shutdown.clone(),
+        ));
         tasks.spawn(monitor::run(engine.clone(), shutdown.clone()));
+        if let Some(every) = schedule.metrics_every {
+            tasks.spawn(metrics::run(engine.clone(), every, shutdown.clone()));
+        }
         tasks.spawn(Healing::run(engine.clone(), shutdown.clone()));
         ready.send_replace(true);
         tracing::info!("ready");
@@ -140,25 +171,35 @@ impl Application {
     }
 }
 
-/// Runs a pass of log retention every `every` until shutdown.
-async fn retain_logs(store: Store, every: Duration, shutdown: CancellationToken) {
+/// Runs a pass of log retention, then one of metrics retention (samples
+/// older than `metrics_kept`), every `every` until shutdown. A pass stopped
+/// by shutdown leaves nothing half-done: each of its transactions is
+/// complete on its own.
+async fn retain(store: Store, every: Duration, metrics_kept: Duration, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let kept_ms = i64::try_from(metrics_kept.as_millis()).unwrap_or(i64::MAX);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        // A pass stopped by shutdown leaves nothing half-done: each of its
-        // transactions is complete on its own.
-        let pass = tokio::select! {
-            pass = retention::expire_logs(&store, crate::domain::now_millis()) => pass,
-            () = shutdown.cancelled() => return,
+        let passes = async {
+            let now = crate::domain::now_millis();
+            match retention::expire_logs(&store, now).await {
+                Ok(0) => {}
+                Ok(lines) => tracing::info!(lines, "log retention deleted expired lines"),
+                Err(error) => tracing::error!(%error, "a log retention pass failed"),
+            }
+            match retention::expire_samples(&store, now.saturating_sub(kept_ms)).await {
+                Ok(0) => {}
+                Ok(samples) => tracing::info!(samples, "metrics retention deleted expired usage samples"),
+                Err(error) => tracing::error!(%error, "a metrics retention pass failed"),
+            }
         };
-        match pass {
-            Ok(0) => {}
-            Ok(lines) => tracing::info!(lines, "log retention deleted expired lines"),
-            Err(error) => tracing::error!(%error, "a log retention pass failed"),
+        tokio::select! {
+            () = passes => {}
+            () = shutdown.cancelled() => return,
         }
     }
 }

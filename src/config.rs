@@ -68,6 +68,16 @@ pub struct ServeArgs {
     /// `connection_init`; past it the connection is closed with 4408.
     #[arg(long, env = "OPSGRAPH_CONNECTION_INIT_TIMEOUT_MS", default_value_t = 10_000)]
     pub connection_init_timeout_ms: u64,
+    /// Milliseconds between two usage samples (CPU, memory, disk) of every
+    /// running instance of the monitored services, stored together in one
+    /// transaction; 0 turns usage metrics off.
+    #[arg(long, env = "OPSGRAPH_METRICS_INTERVAL_MS", default_value_t = 10_000)]
+    pub metrics_interval_ms: u64,
+    /// Hours usage samples are kept; older ones are deleted by the
+    /// retention pass (every `--retention-interval-secs`).
+    #[arg(long, env = "OPSGRAPH_METRICS_RETENTION_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(1..=87_600))]
+    pub metrics_retention_hours: u64,
 }
 
 /// The default of `--cache-mb`: the store's default cache.
@@ -90,6 +100,8 @@ impl ServeArgs {
             cache_mb: DEFAULT_CACHE_MB,
             force_cancel_grace_ms: 5_000,
             connection_init_timeout_ms: 10_000,
+            metrics_interval_ms: 10_000,
+            metrics_retention_hours: 24,
         }
     }
 
@@ -126,6 +138,10 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Serve(ref a)) if a.listen.port() == 9000));
         let cli = Cli::try_parse_from(["opsgraph", "--force-cancel-grace-ms", "250"]).unwrap();
         assert_eq!(cli.serve.force_cancel_grace_ms, 250);
+        assert_eq!((cli.serve.metrics_interval_ms, cli.serve.metrics_retention_hours), (10_000, 24));
+        let cli = Cli::try_parse_from(["opsgraph", "--metrics-retention-hours", "168"]).unwrap();
+        assert_eq!(cli.serve.metrics_retention_hours, 168);
+        assert!(Cli::try_parse_from(["opsgraph", "--metrics-retention-hours", "0"]).is_err());
         let cli = Cli::try_parse_from(["opsgraph", "export-schema"]).unwrap();
         assert!(matches!(cli.command, Some(Command::ExportSchema)));
     }

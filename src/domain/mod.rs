@@ -15,9 +15,11 @@ pub mod plan;
 pub mod report;
 pub mod resource;
 pub mod running;
+pub mod scaling;
 pub mod selector;
 pub mod status;
 pub mod stuck;
+pub mod usage;
 pub mod webhook;
 
 pub use error::{DomainError, ErrorCode};

@@ -1,6 +1,6 @@
 //! Monitoring rules: what a service asks to be watched for, what a check
 //! can find, and when the platform tries again after a redeploy that did
-//! not hold.
+//! not hold. When usage makes it scale out is in [`super::scaling`].
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,18 @@ pub struct MonitorSpec {
     /// How long a service must stay healthy after a redeploy for the next
     /// failure to start a new series.
     pub stable_ms: u64,
+    /// CPU of an instance's processes, in percent of one core, above which
+    /// the instance is hot (see [`super::scaling`]); `None`: not watched.
+    pub cpu_threshold_percent: Option<u32>,
+    /// Resident memory of an instance's processes, in MiB, above which the
+    /// instance is hot; `None`: not watched.
+    pub memory_threshold_mb: Option<u64>,
+    /// How long an instance must stay hot before the platform scales the
+    /// service out.
+    pub scale_window_ms: u64,
+    /// Most instances a platform scale-out may reach; `None`: the service
+    /// keeps the count it has (no scaling).
+    pub max_instances: Option<u32>,
 }
 
 impl Default for MonitorSpec {
@@ -40,6 +52,10 @@ impl Default for MonitorSpec {
             max_redeploys: 5,
             backoff_ms: 10_000,
             stable_ms: 60_000,
+            cpu_threshold_percent: None,
+            memory_threshold_mb: None,
+            scale_window_ms: 60_000,
+            max_instances: None,
         }
     }
 }

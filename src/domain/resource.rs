@@ -66,6 +66,14 @@ pub struct Principal {
     pub member: Member,
 }
 
+impl Principal {
+    /// The platform itself acting in `org` (self-healing, scaling,
+    /// maintenance, start-up recovery): its operations have no author.
+    pub fn platform(org: OrganizationId) -> Self {
+        Self { organization_id: org, member: Member { id: 0, name: "platform".into() } }
+    }
+}
+
 /// An isolated set of services, such as `production` or `staging`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Environment {

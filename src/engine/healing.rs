@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use crate::domain::monitor::{Finding, next_redeploy_at};
 use crate::domain::{
-    Member, Millis, NewLine, NewOperation, OperationId, OperationStatus, OperationType, Principal, Service,
+    Millis, NewLine, NewOperation, OperationId, OperationStatus, OperationType, Principal, Service,
     ServiceId, Trigger, now_millis,
 };
 use crate::store::logs::{self, Log};
@@ -217,10 +217,7 @@ impl Healing {
     }
 
     async fn start(&self, engine: &Arc<Engine>, svc: Service, finding: Finding) {
-        let principal = Principal {
-            organization_id: svc.organization_id,
-            member: Member { id: 0, name: "platform".into() },
-        };
+        let principal = Principal::platform(svc.organization_id);
         let new = NewOperation {
             service_id: svc.id,
             op_type: OperationType::Redeploy,
@@ -291,13 +288,14 @@ impl Healing {
     }
 }
 
-/// Writes the give-up line to the service's log.
-pub async fn record_give_up(engine: &Engine, svc: ServiceId, line: String) {
+/// Writes a `SYSTEM` line of monitoring to the service's log (it gave up,
+/// or a hot service is at its maximum).
+pub async fn record_service_line(engine: &Engine, svc: ServiceId, line: String) {
     let written = engine
         .store
         .write(move |tx| logs::append(tx, Log::Service(svc), &[NewLine::system(line.clone())]))
         .await;
     if let Err(error) = written {
-        tracing::error!(%error, service = %svc, "recording that monitoring gave up failed");
+        tracing::error!(%error, service = %svc, "writing a monitoring line to the service log failed");
     }
 }

@@ -25,9 +25,9 @@ use tokio::sync::watch;
 
 use super::Engine;
 use crate::domain::{
-    DomainError, EnvironmentId, MaintenanceId, Member, Millis, NewLine, NewOperation, OperationId,
-    OperationStatus, OperationType, OrganizationId, PlatformReason, Principal, Service, ServiceId,
-    ServiceKind, Trigger, now_millis,
+    DomainError, EnvironmentId, MaintenanceId, Millis, NewLine, NewOperation, OperationId, OperationStatus,
+    OperationType, OrganizationId, PlatformReason, Principal, Service, ServiceId, ServiceKind, Trigger,
+    now_millis,
 };
 use crate::store::{Event, operations, resources};
 
@@ -248,10 +248,7 @@ impl Driver {
         };
         while self.in_flight.len() < concurrency && !self.engine.shutdown.is_cancelled() {
             let Some(svc) = self.pending.pop_front() else { return };
-            let principal = Principal {
-                organization_id: svc.organization_id,
-                member: Member { id: 0, name: "platform".into() },
-            };
+            let principal = Principal::platform(svc.organization_id);
             let new = NewOperation {
                 service_id: svc.id,
                 op_type: OperationType::Redeploy,

@@ -2,16 +2,19 @@
 //! one at a time, in queue order; different services run in parallel), the
 //! step runner with its rollback, cancellation, timeouts and forced ends
 //! (`stuck`), start-up recovery, and monitoring (`monitor`) with its
-//! recovery queue of platform redeploys (`healing`).
+//! recovery queue of platform redeploys (`healing`), its scale-outs on
+//! usage (`scaling`) and its usage samples (`metrics`).
 //!
 //! Imports `domain` and `store`; never the GraphQL or HTTP layers.
 
 pub mod healing;
 pub mod local;
 pub mod maintenance;
+pub mod metrics;
 pub mod monitor;
 mod recovery;
 mod runner;
+pub mod scaling;
 mod stuck;
 
 use std::collections::HashMap;
@@ -29,7 +32,7 @@ use crate::domain::{
 };
 use crate::store::hooks::{self, DeliveryMeta};
 use crate::store::logs::{self, Log};
-use crate::store::{Store, operations};
+use crate::store::{Reader, Store, operations, resources};
 
 pub use local::LocalExecutor;
 use stuck::Control;
@@ -63,6 +66,8 @@ pub struct Engine {
     /// The maintenance campaigns started since the process started (kept
     /// in memory only: they do not survive a restart).
     pub maintenance: maintenance::Maintenance,
+    /// The hot streaks monitoring follows to scale services out.
+    pub scaling: scaling::Scaling,
 }
 
 impl Engine {
@@ -76,6 +81,7 @@ impl Engine {
         Arc::new(Self {
             healing: healing::Healing::new(recovery_limit),
             maintenance: maintenance::Maintenance::default(),
+            scaling: scaling::Scaling::default(),
             store,
             executor,
             workers: Mutex::default(),
@@ -129,12 +135,50 @@ impl Engine {
             // A person acts on the service: monitoring may try again.
             self.healing.reset(new.service_id);
         }
+        self.queue_guarded(principal, new, lines, |_| Ok(())).await
+    }
+
+    /// The platform's scale-out of a service that wanted `from` instances
+    /// when monitoring looked: queued like [`Engine::submit_with_lines`],
+    /// but only if, in the same transaction, the service still wants `from`
+    /// instances and has no operation queued or running; `CONFLICT`
+    /// otherwise (a person or another operation got there first).
+    pub(crate) async fn submit_scale_out(
+        self: &Arc<Self>,
+        principal: &Principal,
+        new: NewOperation,
+        lines: Vec<NewLine>,
+        from: u32,
+    ) -> Result<Operation> {
+        let svc = new.service_id;
+        let unchanged = move |r: Reader<'_>| {
+            let busy = operations::queue_end(r, svc, false)?.is_some();
+            if busy || resources::service_by_id(r, svc)?.spec.instances != from {
+                return Err(DomainError::Conflict(format!("service {svc} changed since monitoring looked")));
+            }
+            Ok(())
+        };
+        self.queue_guarded(principal, new, lines, unchanged).await
+    }
+
+    /// Queues `new` with `lines` once `guard` passes, all in one
+    /// transaction, then wakes the service's queue; both in a task of their
+    /// own, so a caller that goes away after the commit cannot leave the
+    /// operation queued with nobody to run it.
+    async fn queue_guarded(
+        self: &Arc<Self>,
+        principal: &Principal,
+        new: NewOperation,
+        lines: Vec<NewLine>,
+        guard: impl Fn(Reader<'_>) -> Result<()> + Send + 'static,
+    ) -> Result<Operation> {
         let principal = principal.clone();
         let engine = self.clone();
         tokio::spawn(async move {
             let op = engine
                 .store
                 .write(move |tx| {
+                    guard(tx.reader())?;
                     let op = operations::queue(tx, &principal, &new)?;
                     if !lines.is_empty() {
                         logs::append(tx, Log::Operation(op.id), &lines)?;

@@ -7,7 +7,9 @@
 //! - a probe (an HTTP path or a command) that does not answer in time;
 //! - a data directory over its disk quota.
 //!
-//! The first finding goes to the recovery queue ([`super::healing`]).
+//! The first finding goes to the recovery queue ([`super::healing`]). A
+//! service with nothing wrong is then checked for scaling out
+//! ([`super::scaling`]), when its spec asks for it.
 //! Services with an operation queued or running are left alone (their
 //! instances are changing), as are jobs and services monitoring already
 //! acts on.
@@ -23,8 +25,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::Engine;
-use super::healing::record_give_up;
+use super::healing::record_service_line;
+use super::{Engine, scaling};
 use crate::domain::monitor::{Finding, Probe};
 use crate::domain::{DomainError, Instance, InstanceStatus, Service, ServiceId, ServiceKind};
 use crate::store::{Reader, operations, resources};
@@ -57,6 +59,10 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 continue;
             }
         };
+        // A service left alone on this tick (an operation runs on it) starts
+        // its scaling window afresh.
+        let ids: HashSet<ServiceId> = watched.iter().map(|(svc, _)| svc.id).collect();
+        engine.scaling.retain(|svc| ids.contains(&svc));
         let now = Instant::now();
         for (svc, instances) in watched {
             let every = Duration::from_millis(svc.spec.monitoring.interval_ms);
@@ -69,10 +75,13 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
             let engine = engine.clone();
             checks.spawn(async move {
                 let id = svc.id;
-                if let Some(finding) = check(&engine, &svc, &instances).await
-                    && let Some(line) = engine.healing.report(svc, finding)
-                {
-                    record_give_up(&engine, id, line).await;
+                match check(&engine, &svc, &instances).await {
+                    Some(finding) => {
+                        if let Some(line) = engine.healing.report(svc, finding) {
+                            record_service_line(&engine, id, line).await;
+                        }
+                    }
+                    None => scaling::check(&engine, &svc, &instances).await,
                 }
                 id
             });
@@ -86,7 +95,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
 fn watched_services(r: Reader<'_>) -> Result<Vec<(Service, Vec<Instance>)>, DomainError> {
     let mut out = Vec::new();
     for svc in resources::all_services(r)? {
-        if svc.is_deleted() || svc.kind == ServiceKind::Job || svc.spec.monitoring.interval_ms == 0 {
+        if !is_monitored(&svc) {
             continue;
         }
         if operations::queue_end(r, svc.id, false)?.is_some() {
@@ -99,6 +108,12 @@ fn watched_services(r: Reader<'_>) -> Result<Vec<(Service, Vec<Instance>)>, Doma
         }
     }
     Ok(out)
+}
+
+/// Whether monitoring watches `svc` at all: live, not a job, and with
+/// monitoring on.
+pub fn is_monitored(svc: &Service) -> bool {
+    !svc.is_deleted() && svc.kind != ServiceKind::Job && svc.spec.monitoring.interval_ms != 0
 }
 
 /// The first thing wrong with the service, if any.
@@ -136,8 +151,8 @@ async fn check(engine: &Engine, svc: &Service, instances: &[Instance]) -> Option
         }
     }
     let quota_mb = spec.disk_quota_mb?;
-    let (_, data) = engine.executor.service_dirs(svc.id);
-    let used = tokio::task::spawn_blocking(move || disk_usage(&data)).await.ok()?;
+    let (executor, id) = (engine.executor.clone(), svc.id);
+    let used = tokio::task::spawn_blocking(move || executor.data_usage(id)).await.ok()?;
     let used_mb = used / (1024 * 1024);
     (used > quota_mb * 1024 * 1024).then_some(Finding::DiskFull { used_mb, quota_mb })
 }
@@ -174,17 +189,4 @@ async fn run_probe(
         }
     };
     answered.unwrap_or_else(|_| Err(format!("no answer within {} ms", limit.as_millis())))
-}
-
-/// Bytes used by the files under `dir` (0 when it does not exist).
-fn disk_usage(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| match entry.file_type() {
-            Ok(t) if t.is_dir() => disk_usage(&entry.path()),
-            Ok(t) if t.is_file() => entry.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::Engine;
 use crate::domain::{
-    Instance, InstanceStatus, Member, NewLine, NewOperation, Operation, OperationStatus, OperationType,
+    Instance, InstanceStatus, NewLine, NewOperation, Operation, OperationStatus, OperationType,
     PlatformReason, Principal, RollbackOutcome, ServiceId, Step, StepKind, StepStatus, Trigger, now_millis,
 };
 use crate::store::logs::{self, Log};
@@ -72,10 +72,7 @@ pub async fn recover(engine: &Arc<Engine>) -> anyhow::Result<()> {
         if org.is_deleted() {
             continue;
         }
-        let principal = Principal {
-            organization_id: org.organization_id,
-            member: Member { id: 0, name: "platform".into() },
-        };
+        let principal = Principal::platform(org.organization_id);
         let new = NewOperation {
             service_id: svc,
             op_type: OperationType::Start,

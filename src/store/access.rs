@@ -47,6 +47,8 @@ macro_rules! with_table {
     };
 }
 
+mod samples;
+
 /// Reads rows and index entries.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {

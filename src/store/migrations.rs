@@ -6,7 +6,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::tables::*;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -14,7 +14,8 @@ const VERSION_KEY: &str = "schema_version";
 type Migration = fn(&WriteTransaction) -> anyhow::Result<()>;
 
 /// Migration `n` brings a file from version `n - 1` to `n`.
-const MIGRATIONS: [Migration; 3] = [create_tables_v1, index_operations_by_time_v2, create_tables_v3];
+const MIGRATIONS: [Migration; 4] =
+    [create_tables_v1, index_operations_by_time_v2, create_tables_v3, create_usage_samples_v4];
 
 /// Brings `db` to [`SCHEMA_VERSION`], or refuses a file written by a newer
 /// build with a message that says what to do.
@@ -112,6 +113,13 @@ fn create_tables_v3(txn: &WriteTransaction) -> anyhow::Result<()> {
         txn.open_table(def)?;
     }
     txn.open_table(STATUS_EVENTS)?;
+    Ok(())
+}
+
+/// Version 4: the usage samples behind `Service.metrics` (empty: history
+/// starts with the first sampling after the upgrade).
+fn create_usage_samples_v4(txn: &WriteTransaction) -> anyhow::Result<()> {
+    txn.open_table(USAGE_SAMPLES)?;
     Ok(())
 }
 

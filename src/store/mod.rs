@@ -13,6 +13,7 @@ mod codec;
 pub mod events;
 pub mod hooks;
 pub mod logs;
+pub mod metrics;
 mod migrations;
 pub mod operations;
 pub mod paging;

@@ -152,11 +152,12 @@ pub fn create_service(tx: &mut Tx<'_>, org: OrganizationId, new: &NewService) ->
 
 /// Rules that tie a spec to the kind of service.
 pub fn check_spec(kind: ServiceKind, spec: &ServiceSpec) -> Result<()> {
+    const ONE_HOLDER: &str = "a DATABASE owns a data directory that only one instance may hold: at most 1";
     if kind == ServiceKind::Database && spec.instances > 1 {
-        return Err(DomainError::bad_input(
-            "instances",
-            "a DATABASE owns a data directory that only one instance may hold: at most 1",
-        ));
+        return Err(DomainError::bad_input("instances", ONE_HOLDER));
+    }
+    if kind == ServiceKind::Database && spec.monitoring.max_instances.is_some_and(|n| n > 1) {
+        return Err(DomainError::bad_input("maxInstances", ONE_HOLDER));
     }
     Ok(())
 }
@@ -180,6 +181,7 @@ pub fn update_service(
         svc.name = name.clone();
     }
     patch.apply(&mut svc.spec);
+    check_spec(svc.kind, &svc.spec)?;
     if let Some(branch) = &patch.branch {
         svc.branch.clone_from(branch);
     }

@@ -1,6 +1,8 @@
 //! Log retention: deletes the lines older than their environment's
 //! retention period, in small transactions that queue with every other
-//! write, so ingest never waits long behind a pass.
+//! write, so ingest never waits long behind a pass. Metrics retention
+//! ([`expire_samples`]) does the same for usage samples, against one
+//! server-wide cutoff.
 //!
 //! Operations are visited in queue order from the environment's mark (the
 //! last operation whose whole log is gone), and the pass stops at the first
@@ -11,12 +13,13 @@
 use std::ops::ControlFlow;
 
 use super::Store;
-use super::access::{Reader, Result};
+use super::access::{Reader, Result, Tx};
 use super::logs::{self, Log};
+use super::resources;
 use super::tables::*;
 use crate::domain::{Environment, EnvironmentId, Millis, Operation, ServiceId};
 
-/// Most lines one retention transaction deletes.
+/// Most lines (or samples) one retention transaction deletes.
 const BATCH: usize = 1_000;
 /// Operations examined per read.
 const OPERATION_PAGE: usize = 500;
@@ -40,9 +43,31 @@ pub async fn expire_logs(store: &Store, now: Millis) -> Result<u64> {
 /// Deletes the lines of one log stored before `cutoff`, a batch per
 /// transaction.
 async fn expire_log(store: &Store, log: Log, cutoff: Millis) -> Result<u64> {
+    in_batches(store, move |tx| logs::expire(tx, log, cutoff, BATCH)).await
+}
+
+/// One pass of metrics retention: deletes every usage sample taken before
+/// `cutoff`, of every service (deleted ones included), a batch per
+/// transaction; returns how many went.
+pub async fn expire_samples(store: &Store, cutoff: Millis) -> Result<u64> {
+    let services: Vec<ServiceId> =
+        store.read(|r| Ok(resources::all_services(r)?.into_iter().map(|s| s.id).collect())).await?;
+    let mut deleted = 0;
+    for svc in services {
+        deleted += in_batches(store, move |tx| tx.remove_samples_before(svc, cutoff, BATCH)).await?;
+    }
+    Ok(deleted)
+}
+
+/// Runs `batch` (which deletes at most [`BATCH`] rows) in one transaction
+/// after another until one deletes fewer; returns how many went in all.
+async fn in_batches<F>(store: &Store, batch: F) -> Result<u64>
+where
+    F: FnMut(&mut Tx<'_>) -> Result<usize> + Clone + Send + 'static,
+{
     let mut deleted = 0;
     loop {
-        let n = store.write(move |tx| logs::expire(tx, log, cutoff, BATCH)).await?;
+        let n = store.write(batch.clone()).await?;
         deleted += n as u64;
         if n < BATCH {
             return Ok(deleted);
@@ -120,5 +145,70 @@ mod tests {
         let expired = store.read(move |r| logs::check_cursor(r, svc, 10)).await.unwrap_err();
         assert_eq!(expired.code().as_str(), "CURSOR_EXPIRED");
         store.read(move |r| logs::check_cursor(r, svc, 2_500)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_older_than_the_cutoff_go_in_batches_and_newer_ones_stay() {
+        use crate::domain::resource::NewService;
+        use crate::domain::usage::Sample;
+        use crate::domain::{InstanceId, Name, ServiceKind, ServiceSpec};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let services = store
+            .write(|tx| {
+                let org = resources::ensure_first_organization(tx, "org")?.id;
+                let env = resources::create_environment(tx, org, Name::parse("name", "prod")?, 30)?.id;
+                let mut ids = Vec::new();
+                for name in ["old", "new"] {
+                    let new = NewService {
+                        environment_id: env,
+                        name: Name::parse("name", name)?,
+                        kind: ServiceKind::Application,
+                        spec: ServiceSpec::default(),
+                        branch: "main".into(),
+                        webhook_secret: None,
+                    };
+                    ids.push(resources::create_service(tx, org, &new)?.id);
+                }
+                Ok(ids)
+            })
+            .await
+            .unwrap();
+        let (old, new) = (services[0], services[1]);
+        let sample = |instance: u64, at: Millis| Sample {
+            instance: InstanceId(instance),
+            at,
+            cpu_percent: 12.34,
+            memory_bytes: 5 << 20,
+            disk_bytes: 4096,
+        };
+        // Two instances sampled every second: 2,500 samples for `old`, from
+        // 0 s; 500 for `new`, from 1,000 s.
+        let mut samples = Vec::new();
+        for (svc, times) in [(old, 0..1_250), (new, 1_000..1_250)] {
+            for t in times {
+                samples.extend([(svc, sample(1, t * 1_000)), (svc, sample(2, t * 1_000))]);
+            }
+        }
+        store.write(move |tx| crate::store::metrics::record(tx, &samples)).await.unwrap();
+        // Before 1,000 s: the first 1,000 sampling times of `old`, in two
+        // full batches and no more.
+        let cutoff = 1_000_000;
+        assert_eq!(expire_samples(&store, cutoff).await.unwrap(), 2_000);
+        assert_eq!(expire_samples(&store, cutoff).await.unwrap(), 0);
+        let kept = |svc| {
+            store.read(move |r| {
+                let mut kept = Vec::new();
+                r.scan_samples(svc, (Millis::MIN, Millis::MAX), |s| {
+                    kept.push(s);
+                    Ok(ControlFlow::Continue(()))
+                })?;
+                Ok(kept)
+            })
+        };
+        let (old_kept, new_kept) = (kept(old).await.unwrap(), kept(new).await.unwrap());
+        assert_eq!((old_kept.len(), new_kept.len()), (500, 500));
+        assert_eq!(old_kept[0], sample(1, cutoff), "the first sample kept is the cutoff's, as stored");
     }
 }

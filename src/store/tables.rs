@@ -127,3 +127,14 @@ pub const STATUS_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::n
 /// Value: `domain::webhook::Delivery`: what became of a GitHub delivery.
 pub const WEBHOOK_DELIVERIES: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new("webhook_deliveries_v1");
+
+/// Key: (ServiceId, sampled at in ms, InstanceId): one service's samples
+/// in time order, every instance of one sampling time together, so a
+/// period is one range scan and retention deletes from the front.
+/// Value: (CPU in hundredths of a percent of one core, resident memory in
+/// bytes, bytes under the service's data directory): `domain::usage::Sample`.
+/// A fixed-width tuple rather than a codec row: samples are by far the
+/// most numerous rows (one per instance every metrics interval), and JSON
+/// would triple their size and their decoding time.
+pub const USAGE_SAMPLES: TableDefinition<(u64, i64, u64), (u32, u64, u64)> =
+    TableDefinition::new("usage_samples_v1");

@@ -9,16 +9,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{PATIENCE, TestApp};
 
-/// POSTs `query` and returns its first error, which must have `code` and a
-/// message that contains `mentions`.
-async fn assert_error(app: &TestApp, query: &str, variables: Value, code: &str, mentions: &str) {
-    let body = app.post(query, variables).await;
-    let error = &body["errors"][0];
-    assert_eq!(error["extensions"]["code"], code, "{query}: {body:#}");
-    let message = error["message"].as_str().unwrap();
-    assert!(message.contains(mentions), "{query}: `{message}` should mention `{mentions}`");
-}
-
 #[tokio::test]
 async fn a_syntax_error_is_bad_user_input_and_says_what_was_expected() {
     let app = TestApp::spawn().await;
@@ -33,7 +23,7 @@ async fn a_syntax_error_is_bad_user_input_and_says_what_was_expected() {
 #[tokio::test]
 async fn an_unknown_field_is_bad_user_input_and_named_in_the_message() {
     let app = TestApp::spawn().await;
-    assert_error(&app, "{ viewer { nope } }", json!({}), "BAD_USER_INPUT", "\"nope\"").await;
+    app.assert_error("{ viewer { nope } }", json!({}), "BAD_USER_INPUT", "\"nope\"").await;
     app.stop().await;
 }
 
@@ -41,9 +31,9 @@ async fn an_unknown_field_is_bad_user_input_and_named_in_the_message() {
 async fn an_argument_of_the_wrong_type_is_bad_user_input_and_named_in_the_message() {
     let app = TestApp::spawn().await;
     let literal = "{ environments(first: \"x\") { nodes { id } } }";
-    assert_error(&app, literal, json!({}), "BAD_USER_INPUT", "first").await;
+    app.assert_error(literal, json!({}), "BAD_USER_INPUT", "first").await;
     let variable = "query($n: Int) { environments(first: $n) { nodes { id } } }";
-    assert_error(&app, variable, json!({ "n": "x" }), "BAD_USER_INPUT", "first").await;
+    app.assert_error(variable, json!({ "n": "x" }), "BAD_USER_INPUT", "first").await;
     app.stop().await;
 }
 
@@ -52,11 +42,11 @@ async fn an_instance_count_beyond_the_int_range_is_bad_user_input_and_nothing_is
     let app = TestApp::spawn().await;
     let env = app.create_environment("production").await;
     let literal = "mutation($e: ID!) { createService(input: { environmentId: $e, name: \"w\", kind: APPLICATION, instances: 3000000000 }) { id } }";
-    assert_error(&app, literal, json!({ "e": env }), "BAD_USER_INPUT", "2147483647").await;
+    app.assert_error(literal, json!({ "e": env }), "BAD_USER_INPUT", "2147483647").await;
     let variable = "mutation($input: CreateServiceInput!) { createService(input: $input) { id } }";
     let input =
         json!({ "environmentId": env, "name": "w", "kind": "APPLICATION", "instances": 3_000_000_000_i64 });
-    assert_error(&app, variable, json!({ "input": input }), "BAD_USER_INPUT", "2147483647").await;
+    app.assert_error(variable, json!({ "input": input }), "BAD_USER_INPUT", "2147483647").await;
 
     let services = app
         .gql("query($e: ID!) { environment(id: $e) { services { nodes { id } } } }", json!({ "e": env }))
@@ -69,7 +59,7 @@ async fn an_instance_count_beyond_the_int_range_is_bad_user_input_and_nothing_is
 async fn errors_from_resolvers_keep_their_own_code() {
     let app = TestApp::spawn().await;
     let query = "mutation { cancelOperation(input: { operationId: \"op_404\" }) { id } }";
-    assert_error(&app, query, json!({}), "NOT_FOUND", "op_404").await;
+    app.assert_error(query, json!({}), "NOT_FOUND", "op_404").await;
     app.stop().await;
 }
 
@@ -183,7 +173,7 @@ async fn renaming_an_environment_to_an_empty_or_taken_name_or_an_unknown_id_is_r
         (json!({ "e": "svc_1", "name": "qa" }), "BAD_USER_INPUT", "not a Environment id"),
     ];
     for (variables, code, mentions) in cases {
-        assert_error(&app, RENAME, variables, code, mentions).await;
+        app.assert_error(RENAME, variables, code, mentions).await;
     }
     let names = app.gql("{ environments { nodes { name } } }", json!({})).await;
     assert_eq!(

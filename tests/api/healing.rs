@@ -54,20 +54,6 @@ fn kill(pid: u64) {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
 }
 
-/// Waits until the service's runtime log has a line containing `text`.
-async fn wait_service_line(app: &TestApp, svc: &str, text: &str) -> String {
-    let query = "subscription($s: ID!) { serviceLogs(serviceId: $s) { lines { text } } }";
-    let mut sub = app.subscribe(query, json!({ "s": svc })).await;
-    while let Some(data) = sub.next().await {
-        for line in data["serviceLogs"]["lines"].as_array().unwrap() {
-            if line["text"].as_str().unwrap().contains(text) {
-                return line["text"].as_str().unwrap().to_owned();
-            }
-        }
-    }
-    panic!("the service log ended")
-}
-
 #[tokio::test]
 async fn a_killed_instance_makes_the_platform_redeploy_with_unreachable_and_the_evidence() {
     let app = TestApp::spawn().await;
@@ -137,7 +123,7 @@ async fn a_probe_that_hangs_gives_timeout_and_monitoring_gives_up_at_the_limit()
     );
 
     // The redeployed instance hangs too: after one redeploy, it gives up.
-    let line = wait_service_line(&app, &svc, "monitoring gave up").await;
+    let line = app.wait_service_line(&svc, "monitoring gave up").await;
     assert!(line.contains("after 1 platform redeploys in a row"), "{line}");
     let state = healing(&app, &svc).await["healing"].clone();
     assert_eq!(state["state"], "GAVE_UP");
@@ -177,7 +163,7 @@ async fn a_crash_looping_service_is_redeployed_with_back_off_and_left_at_the_lim
         monitored(&app, &env, "flaky", "sleep 0.3; exit 3", json!({ "maxRedeploys": 3, "backoffMs": 100 }))
             .await;
 
-    let line = wait_service_line(&app, &svc, "monitoring gave up").await;
+    let line = app.wait_service_line(&svc, "monitoring gave up").await;
     assert!(line.contains("after 3 platform redeploys in a row"), "{line}");
     assert!(line.contains("exited with status 3"), "{line}");
     let ops =

@@ -237,6 +237,31 @@ impl TestApp {
     pub async fn subscribe(&self, query: &str, variables: Value) -> Subscription {
         Subscription::open(self.port, query, variables).await
     }
+
+    /// Waits until the service's runtime log has a line containing `text`
+    /// and returns it.
+    pub async fn wait_service_line(&self, svc: &str, text: &str) -> String {
+        let query = "subscription($s: ID!) { serviceLogs(serviceId: $s) { lines { text } } }";
+        let mut sub = self.subscribe(query, json!({ "s": svc })).await;
+        while let Some(data) = sub.next().await {
+            for line in data["serviceLogs"]["lines"].as_array().unwrap() {
+                if line["text"].as_str().unwrap().contains(text) {
+                    return line["text"].as_str().unwrap().to_owned();
+                }
+            }
+        }
+        panic!("the service log ended")
+    }
+
+    /// POSTs `query`, whose first error must have `code` and a message that
+    /// contains `mentions`.
+    pub async fn assert_error(&self, query: &str, variables: Value, code: &str, mentions: &str) {
+        let body = self.post(query, variables).await;
+        let error = &body["errors"][0];
+        assert_eq!(error["extensions"]["code"], code, "{query}: {body:#}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(mentions), "{query}: `{message}` should mention `{mentions}`");
+    }
 }
 
 /// One graphql-transport-ws subscription on its own connection.

@@ -46,6 +46,12 @@ impl Processes {
         self.map.lock().expect("process map").get(&id).cloned()
     }
 
+    /// The pid of the process of `id` while it runs (never the pid of one
+    /// that exited: it may belong to another process by now).
+    pub fn live_pid(&self, id: InstanceId) -> Option<u32> {
+        self.get(id).filter(|p| p.exited.borrow().is_none()).map(|p| p.pid)
+    }
+
     /// Starts the process of `inst` and supervises it: its output goes to
     /// the service log, its exit updates the instance status. Returns the pid.
     pub fn start(

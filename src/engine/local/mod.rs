@@ -8,6 +8,7 @@
 
 mod instances;
 mod process;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +21,8 @@ use instances::{Processes, pick_port, set_status};
 pub use process::{LogTarget, signal_group, write_lines};
 
 use crate::domain::{
-    Instance, InstanceId, InstanceStatus, NewLine, Operation, OperationType, Service, ServiceKind, StepKind,
-    now_millis,
+    Instance, InstanceId, InstanceStatus, NewLine, Operation, OperationType, Service, ServiceId, ServiceKind,
+    StepKind, now_millis,
 };
 use crate::store::{Store, resources};
 
@@ -88,6 +89,18 @@ impl LocalExecutor {
             }
         }
         killed
+    }
+
+    /// What the processes of instance `id` use now; `None` when it has no
+    /// running process. Blocks: call from `spawn_blocking`.
+    pub fn usage(&self, id: InstanceId) -> Option<usage::ProcUsage> {
+        usage::tree_usage(self.processes.live_pid(id)?)
+    }
+
+    /// Bytes under the data directory of `svc`. Blocks: call from
+    /// `spawn_blocking`.
+    pub fn data_usage(&self, svc: ServiceId) -> u64 {
+        usage::disk_usage(&self.service_dirs(svc).1)
     }
 
     /// The work and data directories of a service (which may not exist).

@@ -7,6 +7,7 @@ pub mod environment;
 pub mod instance;
 pub mod log_line;
 pub mod maintenance;
+pub mod metrics;
 pub mod monitoring;
 pub mod node;
 pub mod operation;

@@ -5,10 +5,14 @@ use async_graphql::{InputObject, Object};
 
 use crate::domain::DomainError;
 use crate::domain::monitor::{MonitorSpec, Probe};
-use crate::domain::resource::parse_duration_ms;
+use crate::domain::resource::{MAX_INSTANCES, parse_duration_ms};
 
 /// Most platform redeploys in a row a service may ask for.
 const MAX_REDEPLOYS: i64 = 100;
+/// Highest CPU threshold: a hundred cores kept busy.
+const MAX_CPU_PERCENT: i64 = 10_000;
+/// Highest memory threshold and disk quota: a tebibyte.
+const MAX_MB: i64 = 1 << 20;
 
 /// Changes to how monitoring watches a service; omitted fields keep their
 /// values (the defaults, for a new service).
@@ -25,7 +29,8 @@ pub struct MonitoringInput {
     pub probe_command: Option<String>,
     /// Milliseconds the probe may take (default 2000).
     pub probe_timeout_ms: Option<i64>,
-    /// Most megabytes the data directory may use; 0 removes the quota.
+    /// Most megabytes the data directory may use (1 to 1048576); 0 removes
+    /// the quota.
     pub disk_quota_mb: Option<i64>,
     /// Platform redeploys in a row before monitoring gives up (1 to 100;
     /// default 5).
@@ -36,6 +41,21 @@ pub struct MonitoringInput {
     /// Milliseconds a service must stay healthy after a redeploy for a new
     /// failure to start a new series (default 60000).
     pub stable_ms: Option<i64>,
+    /// CPU of an instance's processes (the instance's process and its
+    /// children), in percent of one core, above which the instance is hot
+    /// (1 to 10000); 0 removes the threshold (the default: none).
+    pub cpu_threshold_percent: Option<i64>,
+    /// Resident memory of an instance's processes, in megabytes, above
+    /// which the instance is hot (1 to 1048576); 0 removes the threshold
+    /// (the default: none).
+    pub memory_threshold_mb: Option<i64>,
+    /// Milliseconds an instance must stay hot before the platform scales
+    /// the service out (0 to 3600000; default 60000).
+    pub scale_window_ms: Option<i64>,
+    /// Most instances the platform's scale-outs may reach (1 to 64; a
+    /// `DATABASE` at most 1); 0 removes it (the default: none, the service
+    /// keeps its count). Bounds only the platform: `scale` may go further.
+    pub max_instances: Option<i64>,
 }
 
 impl MonitoringInput {
@@ -49,14 +69,7 @@ impl MonitoringInput {
             (Some(""), None) | (None, Some("")) => None,
             (path, command) => Probe::parse(path, command)?,
         };
-        let disk_quota_mb = match self.disk_quota_mb {
-            None => base.disk_quota_mb,
-            Some(0) => None,
-            Some(mb) if mb > 0 => Some(mb as u64),
-            Some(mb) => {
-                return Err(DomainError::bad_input("diskQuotaMb", format!("must be 0 or more, got {mb}")));
-            }
-        };
+        let disk_quota_mb = limit("diskQuotaMb", self.disk_quota_mb, base.disk_quota_mb, MAX_MB)?;
         let max_redeploys = match self.max_redeploys {
             None => base.max_redeploys,
             Some(n) if (1..=MAX_REDEPLOYS).contains(&n) => n as u32,
@@ -75,7 +88,37 @@ impl MonitoringInput {
             max_redeploys,
             backoff_ms: ms("backoffMs", self.backoff_ms, base.backoff_ms)?,
             stable_ms: ms("stableMs", self.stable_ms, base.stable_ms)?,
+            cpu_threshold_percent: limit(
+                "cpuThresholdPercent",
+                self.cpu_threshold_percent,
+                base.cpu_threshold_percent,
+                MAX_CPU_PERCENT,
+            )?,
+            memory_threshold_mb: limit(
+                "memoryThresholdMb",
+                self.memory_threshold_mb,
+                base.memory_threshold_mb,
+                MAX_MB,
+            )?,
+            scale_window_ms: ms("scaleWindowMs", self.scale_window_ms, base.scale_window_ms)?,
+            max_instances: limit("maxInstances", self.max_instances, base.max_instances, MAX_INSTANCES)?,
         })
+    }
+}
+
+/// An optional limit given by a client: omitted keeps `current`, 0 removes
+/// it, 1 to `max` sets it.
+fn limit<T: TryFrom<i64>>(
+    field: &'static str,
+    value: Option<i64>,
+    current: Option<T>,
+    max: i64,
+) -> Result<Option<T>, DomainError> {
+    match value {
+        None => Ok(current),
+        Some(0) => Ok(None),
+        Some(n) if (1..=max).contains(&n) => Ok(T::try_from(n).ok()),
+        Some(n) => Err(DomainError::bad_input(field, format!("must be 0 (none) or 1 to {max}, got {n}"))),
     }
 }
 
@@ -85,7 +128,9 @@ pub struct MonitoringObject(pub MonitorSpec);
 /// How monitoring watches a service's running instances: a TCP connection
 /// to each instance's port, its probe, its process, and the disk its data
 /// directory uses. What it finds wrong makes the platform redeploy the
-/// service (trigger `PLATFORM`, source `MONITORING`).
+/// service (trigger `PLATFORM`, source `MONITORING`). An instance whose CPU
+/// or memory stays above a threshold for the scale window makes the
+/// platform scale the service out by one instance, up to `maxInstances`.
 #[Object(name = "Monitoring")]
 impl MonitoringObject {
     /// Milliseconds between two checks of an instance; 0: monitoring is off.
@@ -134,6 +179,30 @@ impl MonitoringObject {
     async fn stable_ms(&self) -> u64 {
         self.0.stable_ms
     }
+
+    /// CPU of an instance's processes, in percent of one core, above which
+    /// it is hot; null when CPU is not watched.
+    async fn cpu_threshold_percent(&self) -> Option<u32> {
+        self.0.cpu_threshold_percent
+    }
+
+    /// Resident memory of an instance's processes, in megabytes, above
+    /// which it is hot; null when memory is not watched.
+    async fn memory_threshold_mb(&self) -> Option<u64> {
+        self.0.memory_threshold_mb
+    }
+
+    /// Milliseconds an instance must stay hot before the platform scales
+    /// the service out by one instance (a `SCALE` with reason `SCALING`).
+    async fn scale_window_ms(&self) -> u64 {
+        self.0.scale_window_ms
+    }
+
+    /// Most instances the platform's scale-outs may reach; null when the
+    /// platform never scales the service (it keeps its count).
+    async fn max_instances(&self) -> Option<u32> {
+        self.0.max_instances
+    }
 }
 
 #[cfg(test)]
@@ -159,9 +228,34 @@ mod tests {
             ..Default::default()
         };
         let spec = cleared.apply(&spec).unwrap();
-        assert_eq!((spec.probe, spec.disk_quota_mb), (None, None));
+        assert_eq!((&spec.probe, spec.disk_quota_mb), (&None, None));
+        assert!(!spec.scales(), "no scaling by default");
+        let scaling = MonitoringInput {
+            cpu_threshold_percent: Some(80),
+            memory_threshold_mb: Some(512),
+            scale_window_ms: Some(30_000),
+            max_instances: Some(4),
+            ..Default::default()
+        };
+        let spec = scaling.apply(&spec).unwrap();
+        assert_eq!(
+            (spec.cpu_threshold_percent, spec.memory_threshold_mb, spec.scale_window_ms, spec.max_instances),
+            (Some(80), Some(512), 30_000, Some(4))
+        );
+        let off = MonitoringInput { max_instances: Some(0), ..Default::default() }.apply(&spec).unwrap();
+        assert_eq!((off.max_instances, off.cpu_threshold_percent), (None, Some(80)));
         for (bad, field) in [
             (MonitoringInput { interval_ms: Some(-1), ..Default::default() }, "intervalMs"),
+            (
+                MonitoringInput { cpu_threshold_percent: Some(-5), ..Default::default() },
+                "cpuThresholdPercent",
+            ),
+            (
+                MonitoringInput { memory_threshold_mb: Some(MAX_MB + 1), ..Default::default() },
+                "memoryThresholdMb",
+            ),
+            (MonitoringInput { scale_window_ms: Some(-1), ..Default::default() }, "scaleWindowMs"),
+            (MonitoringInput { max_instances: Some(65), ..Default::default() }, "maxInstances"),
             (MonitoringInput { max_redeploys: Some(0), ..Default::default() }, "maxRedeploys"),
             (MonitoringInput { disk_quota_mb: Some(-2), ..Default::default() }, "diskQuotaMb"),
             (

@@ -16,7 +16,8 @@ use crate::store::{Reader, operations, resources};
 #[graphql(field(name = "id", ty = "ID", desc = "Global id: a type prefix and a number, such as `svc_12`."))]
 pub enum Node {
     Environment(EnvironmentNode),
-    Service(ServiceNode),
+    /// Boxed: a service row (its spec) is far larger than the others.
+    Service(Box<ServiceNode>),
     Operation(OperationNode),
     Instance(InstanceNode),
 }
@@ -29,7 +30,7 @@ pub fn lookup(r: Reader<'_>, org: OrganizationId, raw: &str) -> Result<Option<No
         EnvironmentId::PREFIX => found(resources::environment(r, org, raw.parse()?))?
             .map(|e| Node::Environment(EnvironmentNode(e))),
         ServiceId::PREFIX => {
-            found(resources::service(r, org, raw.parse()?))?.map(|s| Node::Service(ServiceNode(s)))
+            found(resources::service(r, org, raw.parse()?))?.map(|s| Node::Service(Box::new(ServiceNode(s))))
         }
         OperationId::PREFIX => {
             found(operations::operation(r, org, raw.parse()?))?.map(|o| Node::Operation(OperationNode(o)))

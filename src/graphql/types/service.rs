@@ -7,6 +7,7 @@ use super::enums::{OperationStatus, ServiceKind};
 use super::environment::EnvironmentNode;
 use super::instance::InstanceNode;
 use super::log_line::{LogFilterInput, LogLineConnection, log_page};
+use super::metrics::{self, ServiceMetrics};
 use super::monitoring::MonitoringObject;
 use super::operation::{OperationConnection, OperationNode};
 use super::pin::CommitPinObject;
@@ -89,6 +90,20 @@ impl ServiceNode {
     /// platform redeploys made, whether it gave up.
     async fn healing(&self, ctx: &Context<'_>) -> Result<HealingObject> {
         Ok(HealingObject(scope(ctx)?.engine().healing.of_service(self.0.id)))
+    }
+
+    /// What its instances used over a period, as time series to plot: CPU,
+    /// memory and disk, sampled by monitoring, in buckets of `resolution`
+    /// seconds.
+    async fn metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Start of the period (included).")] from: DateTime<Utc>,
+        #[graphql(desc = "End of the period (excluded); later than `from`.")] to: DateTime<Utc>,
+        #[graphql(desc = "Seconds per bucket (1 to 86400), giving at most 1000 buckets over the period.")]
+        resolution: i32,
+    ) -> Result<ServiceMetrics> {
+        metrics::of_service(ctx, self.0.id, (from, to), resolution).await
     }
 
     /// The running status of its instances.
