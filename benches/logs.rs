@@ -192,6 +192,9 @@ mod server {
             let dir = tempfile::tempdir()?;
             let mut args = ServeArgs::new(dir.path().join("opsgraph.redb"), "127.0.0.1:0".parse()?);
             args.data_dir = Some(dir.path().join("data"));
+            // One caller holds every subscriber and sends every append.
+            args.limits.rate_limit = 0;
+            args.limits.max_connections_per_caller = usize::MAX;
             let app = Application::build(args).await?;
             let port = app.port();
             let mut ready = app.readiness();
@@ -1027,7 +1030,12 @@ mod memory {
     /// The `opsgraph` binary on a new database at `db`.
     async fn opsgraph_round(db: &Path) -> Result<(Status, Status)> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_opsgraph"));
-        command.arg("--db").arg(db).args(["--listen", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+        command
+            .arg("--db")
+            .arg(db)
+            .args(["--listen", "127.0.0.1:0", "--rate-limit", "0"])
+            .args(["--max-connections-per-caller", "100000"])
+            .env("RUST_LOG", "warn");
         let mut server = Child::spawn(command, "opsgraph listening on ").await?;
         let (http, port) = (reqwest::Client::new(), server.port);
         let url = format!("http://127.0.0.1:{port}/graphql");

@@ -14,8 +14,8 @@ use crate::config::ServeArgs;
 use crate::domain::{Member, Principal};
 use crate::engine::healing::Healing;
 use crate::engine::{Engine, LocalExecutor, metrics, monitor};
-use crate::graphql::{GraphqlContext, build_schema};
-use crate::http::{self, AppState};
+use crate::graphql::{CodedSchema, GraphqlContext, build_schema};
+use crate::http::{self, AppState, TransportLimits};
 use crate::store::{Store, resources, retention};
 
 /// Name of the organization a new database starts with.
@@ -88,9 +88,12 @@ impl Application {
         // Until access control exists, every request acts as this owner.
         let owner = Principal { organization_id: org.id, member: Member { id: 1, name: "owner".into() } };
         let init_timeout = Duration::from_millis(args.connection_init_timeout_ms);
+        let execution_time = Duration::from_millis(args.limits.max_execution_ms);
+        let schema = CodedSchema::new(schema, args.limits.document(), execution_time);
         let state =
             AppState::new(schema, store, engine.clone(), owner, ready_rx, shutdown.clone(), tasks.clone())
-                .with_connection_init_timeout(init_timeout);
+                .with_connection_init_timeout(init_timeout)
+                .with_limits(TransportLimits::from(&args.limits), args.limits.rate_limit);
         Ok(Self {
             listener,
             state,

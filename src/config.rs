@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::graphql::DocumentLimits;
+
 /// opsgraph: the operations record and control plane of a platform, served
 /// as GraphQL over one redb file.
 #[derive(Debug, Parser)]
@@ -18,6 +20,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once, at start")]
 pub enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
@@ -78,6 +81,96 @@ pub struct ServeArgs {
     #[arg(long, env = "OPSGRAPH_METRICS_RETENTION_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub metrics_retention_hours: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds on what one client may send or ask, each refused with a clear
+/// error (`LIMIT_EXCEEDED`, `RATE_LIMITED`, or the HTTP status the
+/// GraphQL-over-HTTP specification gives).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Most bytes of an HTTP request body (larger: 413 before the rest is
+    /// read) or of one WebSocket message (larger: close 1009).
+    #[arg(long, env = "OPSGRAPH_MAX_BODY_BYTES", default_value_t = LimitArgs::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Most nested levels of fields in a GraphQL document.
+    #[arg(long, env = "OPSGRAPH_MAX_QUERY_DEPTH", default_value_t = DocumentLimits::default().depth)]
+    pub max_query_depth: usize,
+    /// Most fields a document may resolve in the worst case, each list
+    /// counted at its `first`/`last` (or default page) size.
+    #[arg(long, env = "OPSGRAPH_MAX_QUERY_COMPLEXITY", default_value_t = DocumentLimits::default().complexity)]
+    pub max_query_complexity: usize,
+    /// Most aliased fields in a document.
+    #[arg(long, env = "OPSGRAPH_MAX_ALIASES", default_value_t = DocumentLimits::default().aliases)]
+    pub max_aliases: usize,
+    /// Most directives in a document.
+    #[arg(long, env = "OPSGRAPH_MAX_DIRECTIVES", default_value_t = DocumentLimits::default().directives)]
+    pub max_directives: usize,
+    /// Most bytes of one string input (in the document or a variable).
+    #[arg(long, env = "OPSGRAPH_MAX_STRING_BYTES", default_value_t = DocumentLimits::default().string_bytes)]
+    pub max_string_bytes: usize,
+    /// Milliseconds one query or mutation may run.
+    #[arg(long, env = "OPSGRAPH_MAX_EXECUTION_MS", default_value_t = LimitArgs::default().max_execution_ms)]
+    pub max_execution_ms: u64,
+    /// Requests per second one caller may send over HTTP, with bursts of
+    /// twice as many; past it, 429 with `RATE_LIMITED`. 0 turns it off.
+    #[arg(long, env = "OPSGRAPH_RATE_LIMIT", default_value_t = LimitArgs::default().rate_limit)]
+    pub rate_limit: u32,
+    /// Most subscriptions open at once on one WebSocket connection.
+    #[arg(long, env = "OPSGRAPH_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+          default_value_t = LimitArgs::default().max_subscriptions_per_connection)]
+    pub max_subscriptions_per_connection: usize,
+    /// Most WebSocket connections open at once for one caller.
+    #[arg(long, env = "OPSGRAPH_MAX_CONNECTIONS_PER_CALLER",
+          default_value_t = LimitArgs::default().max_connections_per_caller)]
+    pub max_connections_per_caller: usize,
+    /// Most requests in one batch (a JSON array posted to `/graphql`); 0,
+    /// the default, refuses batches.
+    #[arg(long, env = "OPSGRAPH_MAX_BATCH", default_value_t = 0)]
+    pub max_batch: usize,
+    /// Turns introspection off; error messages then suggest no field names.
+    #[arg(long, env = "OPSGRAPH_NO_INTROSPECTION")]
+    pub no_introspection: bool,
+    /// Origins, besides the server's own, whose pages may open a WebSocket
+    /// (comma-separated, such as `https://console.example.com`). Clients
+    /// that send no `Origin` (not browsers) are not affected.
+    #[arg(long, env = "OPSGRAPH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let document = DocumentLimits::default();
+        Self {
+            max_body_bytes: 4 << 20,
+            max_query_depth: document.depth,
+            max_query_complexity: document.complexity,
+            max_aliases: document.aliases,
+            max_directives: document.directives,
+            max_string_bytes: document.string_bytes,
+            max_execution_ms: 30_000,
+            rate_limit: 200,
+            max_subscriptions_per_connection: 100,
+            max_connections_per_caller: 64,
+            max_batch: 0,
+            no_introspection: false,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl LimitArgs {
+    /// The limits every GraphQL document is held to.
+    pub fn document(&self) -> DocumentLimits {
+        DocumentLimits {
+            depth: self.max_query_depth,
+            complexity: self.max_query_complexity,
+            aliases: self.max_aliases,
+            directives: self.max_directives,
+            string_bytes: self.max_string_bytes,
+        }
+    }
 }
 
 /// The default of `--cache-mb`: the store's default cache.
@@ -102,6 +195,7 @@ impl ServeArgs {
             connection_init_timeout_ms: 10_000,
             metrics_interval_ms: 10_000,
             metrics_retention_hours: 24,
+            limits: LimitArgs::default(),
         }
     }
 
@@ -110,6 +204,7 @@ impl ServeArgs {
         crate::graphql::Limits {
             max_append_lines: self.max_append_lines,
             slow_consumer_lag: self.slow_consumer_lag,
+            introspection: !self.limits.no_introspection,
         }
     }
 

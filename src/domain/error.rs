@@ -15,6 +15,9 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     CursorExpired,
     SlowConsumer,
+    /// A request beyond one of the server's limits (size, depth,
+    /// complexity, time, connections…); the message names the limit.
+    LimitExceeded,
     InternalServerError,
 }
 
@@ -32,6 +35,7 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::CursorExpired => "CURSOR_EXPIRED",
             Self::SlowConsumer => "SLOW_CONSUMER",
+            Self::LimitExceeded => "LIMIT_EXCEEDED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -72,6 +76,9 @@ pub enum DomainError {
     /// cursor with a new subscription.
     #[error("subscriber too slow: {0}")]
     SlowConsumer(String),
+    /// A request beyond one of the server's limits; the message names it.
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -90,6 +97,7 @@ impl DomainError {
             Self::IdempotencyKeyReused(_) => ErrorCode::IdempotencyKeyReused,
             Self::CursorExpired(_) => ErrorCode::CursorExpired,
             Self::SlowConsumer(_) => ErrorCode::SlowConsumer,
+            Self::LimitExceeded(_) => ErrorCode::LimitExceeded,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -124,6 +132,7 @@ mod tests {
             (DomainError::IdempotencyKeyReused("k".into()), "IDEMPOTENCY_KEY_REUSED"),
             (DomainError::CursorExpired("x".into()), "CURSOR_EXPIRED"),
             (DomainError::SlowConsumer("x".into()), "SLOW_CONSUMER"),
+            (DomainError::LimitExceeded("depth".into()), "LIMIT_EXCEEDED"),
             (DomainError::internal("disk"), "INTERNAL_SERVER_ERROR"),
         ];
         for (error, code) in cases {

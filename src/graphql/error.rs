@@ -9,15 +9,17 @@
 //! coercion) carry no code; [`CodedSchema`], which every transport runs
 //! requests through, gives them `BAD_USER_INPUT`.
 
-use std::sync::Arc;
-
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::{Data, ErrorExtensionValues, ErrorExtensions, Executor, Request, Response, ServerError};
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
 
 use super::AppSchema;
+use super::limits::{self, DocumentLimits};
 use crate::domain::{DomainError, ErrorCode};
 
 /// What clients read instead of the detail of an internal error.
@@ -57,14 +59,49 @@ fn with_code(code: ErrorCode) -> ErrorExtensionValues {
     extensions
 }
 
-/// The schema as the transports run it: gives `extensions.code = "BAD_USER_INPUT"` to
-/// every error of a response that has no code yet.
+/// The id of one request (or one WebSocket subscription), set by the
+/// transport: it is in every error's `extensions.requestId`, in the
+/// `x-request-id` header, and in the server's log lines for the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub Arc<str>);
+
+impl RequestId {
+    /// A new id: unique within this process, and unlikely to repeat across
+    /// restarts (it starts from the clock).
+    pub fn next() -> Self {
+        static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+        let next = NEXT.get_or_init(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            std::sync::atomic::AtomicU64::new((now.as_nanos() as u64) << 8)
+        });
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(format!("req_{n:016x}").into())
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The schema as the transports run it.
 ///
-/// Resolver errors carry their code already (they go through [`gql`]);
-/// what is left are the errors async-graphql raises before or while
-/// reading the request: syntax errors, validation errors (unknown field,
-/// wrong argument type, Int out of range in a literal) and the coercion of
-/// variables and arguments. All of them are the client's to fix.
+/// Before anything runs, the document is held to the [`DocumentLimits`]
+/// (`LIMIT_EXCEEDED`); a query or mutation that runs past the time limit
+/// is answered with `LIMIT_EXCEEDED` (a mutation's effect may still land,
+/// as with any lost reply: retry with the same idempotency key). A
+/// panicking resolver is answered with an internal error, never with the
+/// panic's message.
+///
+/// Every error of the response that has no code yet gets
+/// `BAD_USER_INPUT`: resolver errors carry their code already (they go
+/// through [`gql`]); what is left are the errors async-graphql raises
+/// before or while reading the request: syntax errors, validation errors
+/// (unknown field, wrong argument type, Int out of range in a literal) and
+/// the coercion of variables and arguments. All of them are the client's
+/// to fix. With a [`RequestId`] in the request's data, every error also
+/// gets `extensions.requestId` and a log line with it.
 ///
 /// It wraps both entry points of the schema, so it covers every transport:
 /// `execute` (queries and mutations over HTTP) and `execute_stream`
@@ -76,23 +113,107 @@ fn with_code(code: ErrorCode) -> ErrorExtensionValues {
 /// which costs a fifth of the read throughput (`cargo bench`). The
 /// transports call [`CodedSchema`] instead, once per response.
 #[derive(Clone)]
-pub struct CodedSchema(pub AppSchema);
+pub struct CodedSchema {
+    schema: AppSchema,
+    limits: Arc<(DocumentLimits, Duration)>,
+}
+
+impl CodedSchema {
+    /// `schema` held to `document` limits, with `execution_time` per query
+    /// or mutation.
+    pub fn new(schema: AppSchema, document: DocumentLimits, execution_time: Duration) -> Self {
+        Self { schema, limits: Arc::new((document, execution_time)) }
+    }
+
+    /// The checks that run before anything else: the document parses and
+    /// keeps the limits. The parsed document stays in the request. Returns
+    /// the refusal, if any.
+    fn refusal(&self, request: &mut Request) -> Option<Response> {
+        // The document borrows the request: the variables step aside.
+        let variables = std::mem::take(&mut request.variables);
+        let checked = match request.parsed_query() {
+            Ok(document) => limits::check(document, &variables, &self.limits.0),
+            Err(e) => return Some(Response::from_errors(vec![e])),
+        };
+        request.variables = variables;
+        let e = checked.err()?;
+        Some(Response::from_errors(vec![server_error(e.to_string(), e.code())]))
+    }
+}
 
 impl Executor for CodedSchema {
-    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
-        let schema = self.0.clone();
-        async move { with_default_codes(schema.execute(request).await) }
+    fn execute(&self, mut request: Request) -> impl Future<Output = Response> + Send {
+        let schema = self.schema.clone();
+        let refusal = self.refusal(&mut request);
+        let time_limit = self.limits.1;
+        let id = request_id(&request);
+        async move {
+            let response = match refusal {
+                Some(refused) => refused,
+                None => within(time_limit, schema.execute(request)).await,
+            };
+            finish(response, id.as_ref())
+        }
     }
 
     fn execute_stream(
         &self,
-        request: Request,
+        mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        self.0
+        let id = request_id(&request);
+        if let Some(refused) = self.refusal(&mut request) {
+            return futures_util::stream::once(async move { finish(refused, id.as_ref()) }).boxed();
+        }
+        self.schema
             .execute_stream_with_session_data(request, session_data.unwrap_or_default())
-            .map(with_default_codes)
+            .map(move |response| finish(response, id.as_ref()))
             .boxed()
+    }
+}
+
+/// What `run` answers within `limit`: its response, a `LIMIT_EXCEEDED`
+/// error past the limit, or an internal error if it panics.
+async fn within(limit: Duration, run: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, AssertUnwindSafe(run).catch_unwind()).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_panic)) => {
+            // The panic's message went to the log through the panic hook.
+            tracing::error!("a resolver panicked");
+            Response::from_errors(vec![server_error(INTERNAL_MESSAGE, ErrorCode::InternalServerError)])
+        }
+        Err(_) => {
+            let limit = limit.as_millis();
+            let message = format!("the request ran longer than the execution time limit of {limit} ms");
+            Response::from_errors(vec![server_error(message, ErrorCode::LimitExceeded)])
+        }
+    }
+}
+
+fn request_id(request: &Request) -> Option<RequestId> {
+    request
+        .data
+        .get(&std::any::TypeId::of::<RequestId>())
+        .and_then(|d| d.downcast_ref::<RequestId>())
+        .cloned()
+}
+
+/// `response` with default codes, and stamped with `id` when there is one.
+fn finish(response: Response, id: Option<&RequestId>) -> Response {
+    let mut response = with_default_codes(response);
+    if let Some(id) = id {
+        stamp(&mut response, id);
+    }
+    response
+}
+
+/// Puts `id` in every error of `response` and logs each error with it.
+pub fn stamp(response: &mut Response, id: &RequestId) {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+        let code = extensions.get("code").map(ToString::to_string).unwrap_or_default();
+        extensions.set("requestId", &*id.0);
+        tracing::info!(request_id = %id, %code, message = %error.message, "request answered with an error");
     }
 }
 
@@ -141,6 +262,7 @@ mod tests {
             (DomainError::IdempotencyKeyReused("k".into()), "IDEMPOTENCY_KEY_REUSED"),
             (DomainError::CursorExpired("x".into()), "CURSOR_EXPIRED"),
             (DomainError::SlowConsumer("x".into()), "SLOW_CONSUMER"),
+            (DomainError::LimitExceeded("depth".into()), "LIMIT_EXCEEDED"),
             (DomainError::internal("disk"), "INTERNAL_SERVER_ERROR"),
         ];
         for (domain, code) in cases {
@@ -182,6 +304,38 @@ mod tests {
         let response = with_default_codes(Response::from_errors(vec![coded, bare]));
         let codes: Vec<_> = response.errors.iter().map(server_code).collect();
         assert_eq!(codes, [Some(Value::from("CONFLICT")), Some(Value::from("BAD_USER_INPUT"))]);
+    }
+
+    fn first_error(response: &Response) -> (String, Option<Value>) {
+        let error = &response.errors[0];
+        (error.message.clone(), server_code(error))
+    }
+
+    #[tokio::test]
+    async fn a_request_gets_its_time_and_no_more() {
+        let limit = Duration::from_millis(20);
+        let done = within(limit, async { Response::new(Value::from("done")) }).await;
+        assert_eq!(done.data, Value::from("done"));
+        let stuck = within(limit, std::future::pending()).await;
+        assert_eq!(
+            first_error(&stuck),
+            (
+                "the request ran longer than the execution time limit of 20 ms".to_owned(),
+                Some(Value::from("LIMIT_EXCEEDED"))
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_resolver_is_answered_with_an_internal_error_only() {
+        let panicked = within(Duration::from_secs(5), async {
+            panic!("storage: /var/lib/opsgraph.redb unreadable");
+        })
+        .await;
+        assert_eq!(
+            first_error(&panicked),
+            (INTERNAL_MESSAGE.to_owned(), Some(Value::from("INTERNAL_SERVER_ERROR")))
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 mod connection;
 pub mod error;
+pub mod limits;
 mod mutation;
 mod query;
 mod replay;
@@ -28,7 +29,8 @@ use async_graphql::Schema;
 use crate::engine::Engine;
 use crate::store::Store;
 
-pub use error::CodedSchema;
+pub use error::{CodedSchema, RequestId};
+pub use limits::DocumentLimits;
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::Subscription;
@@ -58,11 +60,14 @@ pub struct Limits {
     /// How many positions a subscriber that was following live may fall
     /// behind its feed before it is ended with `SLOW_CONSUMER`.
     pub slow_consumer_lag: u64,
+    /// Whether clients may ask the schema about itself. Without it, error
+    /// messages do not suggest field names either.
+    pub introspection: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_append_lines: 10_000, slow_consumer_lag: 100_000 }
+        Self { max_append_lines: 10_000, slow_consumer_lag: 100_000, introspection: true }
     }
 }
 
@@ -71,7 +76,10 @@ impl Default for Limits {
 /// internal error.
 pub fn build_schema(ctx: Option<GraphqlContext>) -> AppSchema {
     // No extension: any extension puts a hook chain on every field.
-    let builder = Schema::build(Query, Mutation, Subscription);
+    let mut builder = Schema::build(Query, Mutation, Subscription);
+    if ctx.as_ref().is_some_and(|ctx| !ctx.limits.introspection) {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
     match ctx {
         Some(ctx) => builder.data(ctx).finish(),
         None => builder.finish(),

@@ -5,6 +5,7 @@
 mod graphql;
 mod health;
 mod hooks;
+mod limits;
 mod logs;
 mod reports;
 mod ws;
@@ -22,8 +23,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::{DomainError, ErrorCode, Principal};
 use crate::engine::Engine;
-use crate::graphql::{AppSchema, CodedSchema};
+use crate::graphql::CodedSchema;
 use crate::store::Store;
+pub use limits::TransportLimits;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -42,11 +44,14 @@ pub struct AppState {
     requests: Arc<AtomicU64>,
     /// How long a WebSocket client has to send `connection_init`.
     connection_init_timeout: std::time::Duration,
+    limits: Arc<TransportLimits>,
+    rate: Arc<limits::RateLimiter>,
+    connections: limits::Connections,
 }
 
 impl AppState {
     pub fn new(
-        schema: AppSchema,
+        schema: CodedSchema,
         store: Store,
         engine: Arc<Engine>,
         owner: Principal,
@@ -54,10 +59,31 @@ impl AppState {
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
-        let schema = CodedSchema(schema);
         let requests = Arc::default();
         let connection_init_timeout = std::time::Duration::from_secs(10);
-        Self { schema, store, engine, owner, ready, shutdown, tasks, requests, connection_init_timeout }
+        let limits = crate::config::LimitArgs::default();
+        Self {
+            schema,
+            store,
+            engine,
+            owner,
+            ready,
+            shutdown,
+            tasks,
+            requests,
+            connection_init_timeout,
+            limits: Arc::new(TransportLimits::from(&limits)),
+            rate: Arc::new(limits::RateLimiter::new(limits.rate_limit)),
+            connections: limits::Connections::default(),
+        }
+    }
+
+    /// The transport limits and the requests per second per caller
+    /// (the defaults of [`LimitArgs`](crate::config::LimitArgs) unless set).
+    pub fn with_limits(mut self, limits: TransportLimits, rate_limit: u32) -> Self {
+        self.limits = Arc::new(limits);
+        self.rate = Arc::new(limits::RateLimiter::new(rate_limit));
+        self
     }
 
     /// How long a WebSocket client has to send `connection_init` (10 s
@@ -82,7 +108,7 @@ impl AppState {
 pub(crate) fn error_response(error: DomainError) -> Response {
     let status = match error.code() {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::BadUserInput => StatusCode::BAD_REQUEST,
+        ErrorCode::BadUserInput | ErrorCode::LimitExceeded => StatusCode::BAD_REQUEST,
         ErrorCode::Conflict | ErrorCode::InvalidTransition | ErrorCode::IdempotencyKeyReused => {
             StatusCode::CONFLICT
         }

@@ -17,6 +17,12 @@
 //! | 4408 | no `connection_init` in time |
 //! | 4409 | a subscription id that is already running |
 //! | 4429 | a second `connection_init` |
+//! | 1008 | a `connection_init` of a caller with too many connections open |
+//! | 1009 | a message larger than `--max-body-bytes` |
+//!
+//! A `subscribe` beyond `--max-subscriptions-per-connection` is answered
+//! with an `error` message for that id (`LIMIT_EXCEEDED`); the connection
+//! stays open. Each subscription gets its own request id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +35,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamMap;
 
-use crate::domain::Principal;
-use crate::graphql::{CodedSchema, Prerendered};
+use super::limits::ConnectionSlot;
+use crate::domain::{ErrorCode, Principal};
+use crate::graphql::error::server_error;
+use crate::graphql::{CodedSchema, Prerendered, RequestId};
 
 /// The subprotocols offered, preferred first.
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
@@ -63,16 +71,28 @@ impl Protocol {
     }
 }
 
-/// Who a `connection_init` payload acts as; `None` refuses it.
-pub type Authenticate = Box<dyn Fn(&Value) -> Option<Principal> + Send>;
+/// Why a `connection_init` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(dead_code, reason = "refused credentials arrive with access control (tokens)")]
+pub enum Refusal {
+    /// The credentials (4403).
+    Credentials,
+    /// The caller has too many connections open (1008).
+    TooManyConnections,
+}
+
+/// Who a `connection_init` payload acts as, with the connection's place
+/// among its caller's connections.
+pub type Authenticate = Box<dyn Fn(&Value) -> Result<(Principal, ConnectionSlot), Refusal> + Send>;
 
 /// What the connection needs from the server.
 pub struct Session {
     pub schema: CodedSchema,
-    /// Who the connection acts as, from the `connection_init` payload;
-    /// `None` refuses it (4403).
+    /// Who the connection acts as, from the `connection_init` payload.
     pub authenticate: Authenticate,
     pub init_timeout: Duration,
+    /// Most subscriptions open at once.
+    pub max_subscriptions: usize,
 }
 
 /// A message from the client (both protocols' types; which are allowed
@@ -115,6 +135,8 @@ const REFUSED: Close = Close(4403, "Forbidden");
 const INIT_TIMEOUT: Close = Close(4408, "Connection initialisation timeout");
 const DUPLICATE: Close = Close(4409, "Subscriber already exists");
 const TOO_MANY_INITS: Close = Close(4429, "Too many initialisation requests");
+const TOO_MANY_CONNECTIONS: Close = Close(1008, "too many connections for this caller");
+const TOO_BIG: Close = Close(1009, "message too big");
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -126,11 +148,13 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, session: Session, stop
         match m {
             Ok(Message::Text(text)) => Some(Ok(text)),
             Ok(Message::Binary(_)) => Some(Err(INVALID)),
+            Err(e) if too_big(&e) => Some(Err(TOO_BIG)),
             Ok(Message::Close(_)) | Err(_) => Some(Err(Close(1000, ""))),
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
         }
     });
-    let mut connection = Connection { protocol, principal: None, subscriptions: StreamMap::new() };
+    let mut connection =
+        Connection { protocol, principal: None, slot: None, subscriptions: StreamMap::new() };
     let init = tokio::time::sleep(session.init_timeout);
     tokio::pin!(init, stop, messages);
     let ended: Close = loop {
@@ -155,6 +179,13 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, session: Session, stop
     close(&mut sink, ended).await;
 }
 
+/// Whether a read failed on a message beyond the size limit.
+fn too_big(error: &axum::Error) -> bool {
+    use std::error::Error;
+    let cause = error.source().and_then(|e| e.downcast_ref::<tungstenite::Error>());
+    matches!(cause, Some(tungstenite::Error::Capacity(_)))
+}
+
 async fn close(sink: &mut Sink, Close(code, reason): Close) {
     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
     let _ = sink.send(Message::Close(Some(frame))).await;
@@ -164,6 +195,8 @@ struct Connection {
     protocol: Protocol,
     /// Set by an accepted `connection_init`.
     principal: Option<Principal>,
+    /// Held while the connection is open.
+    slot: Option<ConnectionSlot>,
     /// The frames of each open subscription: its results, then `complete`.
     subscriptions: StreamMap<String, BoxStream<'static, String>>,
 }
@@ -178,7 +211,13 @@ impl Connection {
                 if self.principal.is_some() {
                     return Err(TOO_MANY_INITS);
                 }
-                self.principal = Some((session.authenticate)(&payload).ok_or(REFUSED)?);
+                let (principal, slot) =
+                    (session.authenticate)(&payload).map_err(|refusal| match refusal {
+                        Refusal::Credentials => REFUSED,
+                        Refusal::TooManyConnections => TOO_MANY_CONNECTIONS,
+                    })?;
+                self.principal = Some(principal);
+                self.slot = Some(slot);
                 Ok(Some(json!({ "type": "connection_ack" }).to_string()))
             }
             ClientMessage::Subscribe { id, payload } if !legacy => self.start(id, payload, session),
@@ -212,8 +251,22 @@ impl Connection {
         if self.subscriptions.contains_key(&id) {
             return Err(DUPLICATE);
         }
+        let request_id = RequestId::next();
+        if self.subscriptions.len() >= session.max_subscriptions {
+            let message = format!(
+                "this connection has {} subscriptions open, the limit; complete one first",
+                session.max_subscriptions
+            );
+            let mut refused = Response::from_errors(vec![server_error(message, ErrorCode::LimitExceeded)]);
+            crate::graphql::error::stamp(&mut refused, &request_id);
+            let payload = match self.protocol {
+                Protocol::TransportWs => json!(refused.errors),
+                Protocol::Legacy => json!(refused.errors.first()),
+            };
+            return Ok(Some(json!({ "type": "error", "id": id, "payload": payload }).to_string()));
+        }
         let prerendered = Arc::new(Prerendered::default());
-        let request = request.data(principal).data(prerendered.clone());
+        let request = request.data(principal).data(prerendered.clone()).data(request_id);
         let (protocol, of) = (self.protocol, id.clone());
         let results = session
             .schema

@@ -34,7 +34,7 @@ pub use access::{Reader, Tx};
 /// The result of a function that runs inside a transaction.
 pub type TxResult<T> = std::result::Result<T, DomainError>;
 pub use events::{Event, EventBus, OperationEvent, OperationEventKind};
-pub use paging::{Page, PageArgs};
+pub use paging::{DEFAULT_PAGE, Page, PageArgs};
 
 use crate::domain::DomainError;
 

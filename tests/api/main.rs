@@ -17,4 +17,5 @@ mod resources;
 mod scaling;
 mod statuses;
 mod stuck;
+mod transport;
 mod websocket;

@@ -148,3 +148,96 @@ async fn each_protocol_error_closes_the_connection_with_its_code() {
     assert_eq!(receive(&mut socket).await["type"], "pong");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn subscriptions_per_connection_and_connections_per_caller_are_bounded() {
+    let app = TestApp::spawn_configured(|args| {
+        args.limits.max_subscriptions_per_connection = 1;
+        args.limits.max_connections_per_caller = 2;
+    })
+    .await;
+    let subscribe = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": "subscription { recoveryProgress { queued } }" } });
+    let mut socket = acknowledged(&app).await;
+    send(&mut socket, subscribe("1")).await;
+    assert_eq!(receive(&mut socket).await["id"], "1");
+    // One more is refused for its id; the connection stays.
+    send(&mut socket, subscribe("2")).await;
+    let refused = receive(&mut socket).await;
+    assert_eq!((&refused["type"], &refused["id"]), (&json!("error"), &json!("2")), "{refused:#}");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED");
+    assert!(refused["payload"][0]["extensions"]["requestId"].is_string(), "{refused:#}");
+    // Once the first completes, there is room again.
+    send(&mut socket, json!({ "id": "1", "type": "complete" })).await;
+    send(&mut socket, subscribe("3")).await;
+    assert_eq!(receive(&mut socket).await["id"], "3");
+
+    // The caller's second connection is fine; a third is closed at init.
+    let _second = acknowledged(&app).await;
+    let mut third = connect(&app, "graphql-transport-ws").await;
+    send(&mut third, json!({ "type": "connection_init", "payload": {} })).await;
+    assert_eq!(closed(&mut third).await, (1008, "too many connections for this caller".into()));
+    // Closing one makes room for another.
+    drop(socket);
+    let mut fourth = connect(&app, "graphql-transport-ws").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        send(&mut fourth, json!({ "type": "connection_init", "payload": {} })).await;
+        match tokio::time::timeout(PATIENCE, fourth.next()).await.expect("a reply") {
+            Some(Ok(Message::Text(text))) => {
+                assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["type"], "connection_ack");
+                break;
+            }
+            // The server has not seen the first connection go yet: retry.
+            _ => {
+                assert!(tokio::time::Instant::now() < deadline, "the closed connection's place was freed");
+                fourth = connect(&app, "graphql-transport-ws").await;
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_closes_with_1009() {
+    let app = TestApp::spawn_configured(|args| args.limits.max_body_bytes = 1_024).await;
+    let message = |len: usize| {
+        let base = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { recoveryProgress { queued } }", "operationName": "" } });
+        let pad = len - base.to_string().len();
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { recoveryProgress { queued } }", "operationName": "x".repeat(pad) } })
+    };
+    let mut socket = acknowledged(&app).await;
+    send(&mut socket, message(1_024)).await;
+    assert_eq!(receive(&mut socket).await["id"], "1", "a message of exactly the limit is read");
+    let mut socket = acknowledged(&app).await;
+    send(&mut socket, message(1_025)).await;
+    assert_eq!(closed(&mut socket).await, (1009, "message too big".into()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn upgrades_from_other_sites_are_refused_unless_configured() {
+    let app = TestApp::spawn_configured(|args| {
+        args.limits.allowed_origins = vec!["https://console.example".into()]
+    })
+    .await;
+    let upgrade = |origin: &str| {
+        let mut request = format!("ws://127.0.0.1:{}/graphql", app.port).into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        headers.insert("Origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    match upgrade("https://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+        }
+        other => panic!("expected a 403, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    let own = format!("http://127.0.0.1:{}", app.port);
+    for origin in [own.as_str(), "https://console.example"] {
+        let (mut socket, _) = upgrade(origin).await.unwrap_or_else(|e| panic!("{origin}: {e}"));
+        send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+        assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+    }
+    app.stop().await;
+}
