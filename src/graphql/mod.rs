@@ -18,12 +18,13 @@ mod mutation;
 mod query;
 mod replay;
 mod scope;
+mod status_page;
 mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::Schema;
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::engine::Engine;
 use crate::store::Store;
@@ -35,7 +36,26 @@ pub use subscription::Subscription;
 pub use types::log_line::Prerendered;
 
 /// The schema served at `/graphql`.
-pub type AppSchema = Schema<Query, Mutation, Subscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Reads. Objects of another organization read exactly as missing ones;
+/// the status page is public.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(Query, status_page::StatusPageQuery);
+
+/// Changes. Every change to what runs is an operation, queued and run in
+/// order per service; those mutations answer with the operation as queued.
+/// The status page's mutations need the right to edit it.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(Mutation, status_page::StatusPageMutation);
+
+/// Live feeds. Each replays what is stored after the client's cursor,
+/// then follows live, without a gap or a repeat.
+#[derive(MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot(Subscription, status_page::StatusPageSubscription);
 
 /// What resolvers need from the rest of the application; attached once to
 /// the schema.
@@ -71,7 +91,7 @@ impl Default for Limits {
 /// internal error.
 pub fn build_schema(ctx: Option<GraphqlContext>) -> AppSchema {
     // No extension: any extension puts a hook chain on every field.
-    let builder = Schema::build(Query, Mutation, Subscription);
+    let builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default());
     match ctx {
         Some(ctx) => builder.data(ctx).finish(),
         None => builder.finish(),

@@ -21,6 +21,7 @@ use crate::domain::{self, DomainError, NewLine, NewOperation, OperationId, Opera
 use crate::store::{logs, pins, resources};
 
 /// The `Mutation` root.
+#[derive(Default)]
 pub struct Mutation;
 
 /// Changes. Every change to what runs is an operation, queued and run in

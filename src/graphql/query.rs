@@ -21,6 +21,7 @@ use crate::domain::{EnvironmentId, MaintenanceId, OperationId, ServiceId, report
 use crate::store::{operations, resources};
 
 /// The `Query` root.
+#[derive(Default)]
 pub struct Query;
 
 /// Reads. Objects of another organization read exactly as missing ones.
