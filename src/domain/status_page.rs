@@ -391,6 +391,16 @@ pub struct Window {
     pub updates: u64,
 }
 
+/// The incident status a stored update names (`INVESTIGATING` …).
+pub fn incident_status(raw: &str) -> IncidentStatus {
+    serde_json::from_value(serde_json::Value::String(raw.to_owned())).unwrap_or(IncidentStatus::Investigating)
+}
+
+/// The window state a stored update names (`IN_PROGRESS` …).
+pub fn window_status(raw: &str) -> WindowStatus {
+    serde_json::from_value(serde_json::Value::String(raw.to_owned())).unwrap_or(WindowStatus::Scheduled)
+}
+
 /// Longest title.
 pub const MAX_TITLE: usize = 200;
 /// Longest update, description or summary text.

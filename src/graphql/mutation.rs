@@ -26,7 +26,8 @@ pub struct Mutation;
 
 /// Changes. Every change to what runs is an operation, queued and run in
 /// order per service; those mutations answer with the operation as queued.
-#[Object]
+// Merged into the `Mutation` root (see `graphql::MutationRoot`).
+#[Object(name = "OperationsMutation")]
 impl Mutation {
     /// Creates an environment.
     async fn create_environment(

@@ -26,7 +26,7 @@ use crate::store::status_page::{self as page, Audience, incidents, windows};
 #[derive(Default)]
 pub struct StatusPageQuery;
 
-#[Object]
+#[Object(name = "StatusPageQuery")]
 impl StatusPageQuery {
     /// The public status page. Readable without a token; shows only what
     /// was published.

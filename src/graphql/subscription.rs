@@ -33,7 +33,8 @@ pub struct Subscription;
 
 /// Live feeds. Each replays what is stored after the client's cursor,
 /// then follows live, without a gap or a repeat.
-#[SubscriptionRoot]
+// Merged into the `Subscription` root (see `graphql::SubscriptionRoot`).
+#[SubscriptionRoot(name = "OperationsSubscription")]
 impl Subscription {
     /// What happens to the operations of an environment: queued, status
     /// and step changes, in order. Replays the stored events after `after`,

@@ -264,3 +264,37 @@ impl Shown {
         Ok(())
     }
 }
+
+/// What the public page shows, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct PublicView {
+    /// Every component with its shown availability.
+    pub components: Vec<(Component, Availability)>,
+    /// The newest published incidents (open and resolved), each with its
+    /// timeline.
+    pub incidents: Vec<(Incident, Vec<crate::domain::status_page::TimelineUpdate>)>,
+    /// The newest maintenance windows, each with its timeline.
+    pub windows: Vec<(crate::domain::status_page::Window, Vec<crate::domain::status_page::TimelineUpdate>)>,
+}
+
+/// The public view with at most `newest` incidents and windows.
+pub fn public_view(r: Reader<'_>, newest: usize) -> Result<PublicView> {
+    let args = PageArgs::first(newest);
+    let incidents = incidents::incidents_page(r, Audience::Public, &[], &args)?
+        .items
+        .into_iter()
+        .map(|(_, i)| {
+            let updates = incidents::updates(r, i.id)?;
+            Ok((i, updates))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let windows = windows::windows_page(r, &[], &args)?
+        .items
+        .into_iter()
+        .map(|(_, w)| {
+            let updates = windows::updates(r, w.id)?;
+            Ok((w, updates))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(PublicView { components: components(r)?, incidents, windows })
+}

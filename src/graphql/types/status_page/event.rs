@@ -36,6 +36,7 @@ pub enum IncidentEventKind {
 /// One event of the status page's feed, read for an audience.
 pub struct IncidentEventObject(pub PageEvent, pub Audience);
 
+/// One event of the status page's feed, read for an audience.
 #[Object(name = "IncidentEvent")]
 impl IncidentEventObject {
     /// Position in the feed: pass it as `after` to resume after this event.

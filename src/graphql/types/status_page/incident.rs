@@ -48,7 +48,7 @@ pub struct IncidentObject(pub Incident, pub Audience);
 #[Object(name = "Incident")]
 impl IncidentObject {
     /// Global id (`inc_<n>`).
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         id(self.0.id)
     }
 
@@ -134,6 +134,7 @@ impl IncidentObject {
 /// A component an incident touches.
 pub struct AffectedComponent(pub Touched);
 
+/// A component an incident touches.
 #[Object]
 impl AffectedComponent {
     /// The component.
@@ -154,6 +155,7 @@ impl AffectedComponent {
 /// One entry of an incident's timeline.
 pub struct IncidentUpdateObject(pub TimelineUpdate);
 
+/// One entry of an incident's timeline.
 #[Object(name = "IncidentUpdate")]
 impl IncidentUpdateObject {
     /// Its place in the timeline: 1, 2, 3 …
@@ -173,7 +175,7 @@ impl IncidentUpdateObject {
 
     /// The incident's status it set.
     async fn status(&self) -> IncidentStatus {
-        incident_status(&self.0.status).into()
+        crate::domain::status_page::incident_status(&self.0.status).into()
     }
 
     /// The components whose status it changed.
@@ -201,12 +203,6 @@ impl IncidentUpdateObject {
     }
 }
 
-/// The status named in a stored timeline update.
-pub fn incident_status(raw: &str) -> crate::domain::status_page::IncidentStatus {
-    serde_json::from_value(serde_json::Value::String(raw.to_owned()))
-        .unwrap_or(crate::domain::status_page::IncidentStatus::Investigating)
-}
-
 /// A correction of an update: the text it replaced, who and why.
 #[derive(SimpleObject)]
 pub struct UpdateCorrection {
@@ -223,6 +219,7 @@ pub struct UpdateCorrection {
 /// The summary of a resolved incident.
 pub struct IncidentSummary(pub Summary);
 
+/// The summary of a resolved incident.
 #[Object]
 impl IncidentSummary {
     /// When the incident started.
@@ -264,6 +261,7 @@ impl IncidentSummary {
 /// A service an automatic incident is about.
 pub struct AffectedServiceObject(pub AffectedService);
 
+/// A service an automatic incident is about.
 #[Object(name = "AffectedService")]
 impl AffectedServiceObject {
     /// The service; null when the caller cannot see it.

@@ -40,6 +40,9 @@ pub enum ComponentStatus {
 /// token; shows only what was published.
 pub struct StatusPage;
 
+/// The public status page: every component with its status, the
+/// incidents going on and the maintenance announced. Readable without a
+/// token; shows only what was published.
 #[Object]
 impl StatusPage {
     /// The worst status of any component (`OPERATIONAL` when there are
@@ -91,6 +94,7 @@ pub struct ComponentGroup {
     components: Vec<ComponentObject>,
 }
 
+/// Components shown together under one name.
 #[Object(name = "ComponentGroup")]
 impl ComponentGroup {
     /// The group's name; null for the components without a group.
@@ -114,10 +118,13 @@ impl ComponentGroup {
 /// incidents say).
 pub struct ComponentObject(pub Component, pub Availability);
 
+/// A part of the platform the status page reports on, with the status it
+/// shows (the worst of what a person set and of what open published
+/// incidents say).
 #[Object(name = "Component")]
 impl ComponentObject {
     /// Global id (`cmp_<n>`).
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         id(self.0.id)
     }
 
@@ -177,6 +184,7 @@ impl ComponentObject {
 /// A change of a component's shown status.
 pub struct ComponentChangeObject(pub ComponentChange);
 
+/// A change of a component's shown status.
 #[Object(name = "ComponentChange")]
 impl ComponentChangeObject {
     /// When it changed.

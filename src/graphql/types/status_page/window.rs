@@ -26,10 +26,12 @@ pub enum MaintenanceStatus {
 /// scheduled.
 pub struct MaintenanceObject(pub Window);
 
+/// A maintenance window announced ahead, then followed live. Public once
+/// scheduled.
 #[Object(name = "Maintenance")]
 impl MaintenanceObject {
     /// Global id (`mw_<n>`).
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         id(self.0.id)
     }
 
@@ -91,6 +93,7 @@ impl MaintenanceObject {
 /// One entry of a maintenance window's timeline.
 pub struct MaintenanceUpdateObject(pub TimelineUpdate);
 
+/// One entry of a maintenance window's timeline.
 #[Object(name = "MaintenanceUpdate")]
 impl MaintenanceUpdateObject {
     /// Its place in the timeline: 1, 2, 3 …
@@ -110,7 +113,7 @@ impl MaintenanceUpdateObject {
 
     /// The state it moved the window to (or kept it in).
     async fn status(&self) -> MaintenanceStatus {
-        window_status(&self.0.status).into()
+        crate::domain::status_page::window_status(&self.0.status).into()
     }
 
     /// Who posted it.
@@ -119,8 +122,3 @@ impl MaintenanceUpdateObject {
     }
 }
 
-/// The state named in a stored timeline update.
-pub fn window_status(raw: &str) -> crate::domain::status_page::WindowStatus {
-    serde_json::from_value(serde_json::Value::String(raw.to_owned()))
-        .unwrap_or(crate::domain::status_page::WindowStatus::Scheduled)
-}
