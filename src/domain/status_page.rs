@@ -237,6 +237,9 @@ pub struct Incident {
     pub summary: Option<Summary>,
     /// Updates in its timeline (their numbers are 1 ..= updates).
     pub updates: u64,
+    /// The worst availability it ever gave a component (its peak impact).
+    #[serde(default)]
+    pub worst: Option<Availability>,
 }
 
 impl Incident {
@@ -256,6 +259,7 @@ impl Incident {
     /// a new one is added.
     pub fn touch(&mut self, changes: &[Touched]) {
         for change in changes {
+            self.worst = self.worst.max(Some(change.availability));
             match self.components.iter_mut().find(|t| t.component_id == change.component_id) {
                 Some(t) => t.availability = change.availability,
                 None => self.components.push(*change),
@@ -275,7 +279,7 @@ impl Incident {
                     services.len()
                 )
             }
-            Origin::Person { .. } => match self.components.iter().map(|t| t.availability).max() {
+            Origin::Person { .. } => match self.worst {
                 Some(worst) => format!("components {}", worst.label().to_lowercase()),
                 None => "no component affected".to_owned(),
             },
@@ -495,6 +499,7 @@ mod tests {
             peak_down: 0,
             summary: None,
             updates: 1,
+            worst: None,
         };
         assert_eq!(inc.availability_of(cmp), None, "a draft changes nothing");
         inc.published_at = Some(1);
@@ -529,6 +534,7 @@ mod tests {
             peak_down: 6,
             summary: None,
             updates: 4,
+            worst: None,
         };
         let summary = inc.summarize(65_000);
         assert_eq!(summary.duration_ms(), 65_000);

@@ -127,7 +127,13 @@ impl AutoIncidents {
     async fn progress(&self, engine: &Arc<Engine>, org: &mut OrgState, id: IncidentId, services: Vec<AffectedService>) {
         let written = engine.store.write(move |tx| incidents::automatic_progress(tx, id, services.clone())).await;
         match written {
-            Ok(incident) if incident.status == IncidentStatus::Resolved => org.open = None,
+            Ok(incident) if incident.status == IncidentStatus::Resolved => {
+                // The episode is over: its redeploys do not count towards
+                // the next one.
+                org.open = None;
+                org.recent.clear();
+                org.back.clear();
+            }
             Ok(_) => {}
             Err(error) => tracing::error!(%error, incident = %id, "updating an automatic incident failed"),
         }

@@ -15,6 +15,7 @@ mod recovery;
 mod reports;
 mod resources;
 mod scaling;
+mod status_page;
 mod statuses;
 mod stuck;
 mod websocket;

@@ -78,6 +78,7 @@ fn open(
         peak_down: 0,
         summary: None,
         updates: 1,
+        worst: components.iter().map(|t| t.availability).max(),
     };
     put(tx, None, &incident)?;
     let update = TimelineUpdate {
