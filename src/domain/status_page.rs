@@ -292,7 +292,14 @@ impl Incident {
             duration,
             self.updates
         );
-        Summary { started_at: self.created_at, resolved_at: at, peak_impact, text, edited_by: None, published_at: None }
+        Summary {
+            started_at: self.created_at,
+            resolved_at: at,
+            peak_impact,
+            text,
+            edited_by: None,
+            published_at: None,
+        }
     }
 }
 
@@ -424,7 +431,7 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Domain
 
 /// `part` of `whole` in whole percent, rounded down.
 pub fn percent(part: usize, whole: usize) -> usize {
-    if whole == 0 { 100 } else { part * 100 / whole }
+    (part * 100).checked_div(whole).unwrap_or(100)
 }
 
 /// `1 h 5 min`, `3 min 20 s`, `12 s`.

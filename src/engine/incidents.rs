@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use super::Engine;
 use super::monitor::is_monitored;
-use crate::domain::status_page::{AffectedService, AutoIncidentRule, IncidentId, IncidentStatus, human_duration};
+use crate::domain::status_page::{
+    AffectedService, AutoIncidentRule, IncidentId, IncidentStatus, human_duration,
+};
 use crate::domain::{Millis, OrganizationId, Service, ServiceId, now_millis};
 use crate::store::resources;
 use crate::store::status_page::incidents;
@@ -72,10 +74,7 @@ impl AutoIncidents {
         let org_id = svc.organization_id;
         let read = engine.store.read(move |r| {
             let all = resources::all_services(r)?;
-            let monitored = all
-                .iter()
-                .filter(|s| s.organization_id == org_id && serving(s))
-                .count();
+            let monitored = all.iter().filter(|s| s.organization_id == org_id && serving(s)).count();
             let affected: Vec<Service> = all.into_iter().filter(|s| distinct.contains(&s.id)).collect();
             Ok((monitored, affected))
         });
@@ -124,8 +123,15 @@ impl AutoIncidents {
     }
 
     /// Writes where recovery stands; forgets the incident once resolved.
-    async fn progress(&self, engine: &Arc<Engine>, org: &mut OrgState, id: IncidentId, services: Vec<AffectedService>) {
-        let written = engine.store.write(move |tx| incidents::automatic_progress(tx, id, services.clone())).await;
+    async fn progress(
+        &self,
+        engine: &Arc<Engine>,
+        org: &mut OrgState,
+        id: IncidentId,
+        services: Vec<AffectedService>,
+    ) {
+        let written =
+            engine.store.write(move |tx| incidents::automatic_progress(tx, id, services.clone())).await;
         match written {
             Ok(incident) if incident.status == IncidentStatus::Resolved => {
                 // The episode is over: its redeploys do not count towards
@@ -143,7 +149,10 @@ impl AutoIncidents {
 /// Whether `svc` counts among the services monitoring keeps running:
 /// monitored, deployed, and with something to run.
 fn serving(svc: &Service) -> bool {
-    is_monitored(svc) && svc.current_commit.is_some() && svc.spec.start_command.is_some() && svc.spec.instances > 0
+    is_monitored(svc)
+        && svc.current_commit.is_some()
+        && svc.spec.start_command.is_some()
+        && svc.spec.instances > 0
 }
 
 fn affected(svc: &Service, recovered: bool) -> AffectedService {

@@ -148,7 +148,10 @@ impl Public<'_> {
 
 /// Who a status-page read is for: the public, unless the client asks for
 /// drafts too — which only an editor may.
-pub fn audience(ctx: &Context<'_>, drafts: Option<bool>) -> async_graphql::Result<crate::store::status_page::Audience> {
+pub fn audience(
+    ctx: &Context<'_>,
+    drafts: Option<bool>,
+) -> async_graphql::Result<crate::store::status_page::Audience> {
     use crate::store::status_page::Audience;
     if drafts.unwrap_or(false) {
         status_page_editor(ctx)?;

@@ -37,6 +37,8 @@ impl StatusPageQuery {
 
     /// Incidents, newest first. Readable without a token: only published
     /// incidents, unless an editor asks for drafts too.
+    // A filter, the drafts switch and the four connection arguments.
+    #[allow(clippy::too_many_arguments)]
     async fn incidents(
         &self,
         ctx: &Context<'_>,
@@ -54,7 +56,8 @@ impl StatusPageQuery {
         let audience = audience(ctx, include_drafts)?;
         let statuses = all(statuses);
         let args = page_args(first, after, last, before)?;
-        let page = public(ctx)?.read(move |r| incidents::incidents_page(r, audience, &statuses, &args)).await?;
+        let page =
+            public(ctx)?.read(move |r| incidents::incidents_page(r, audience, &statuses, &args)).await?;
         Ok(connection(page, |i| IncidentObject(i, audience)))
     }
 
@@ -64,9 +67,8 @@ impl StatusPageQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "An incident id (`inc_<n>`).")] id: ID,
-        #[graphql(desc = "Find a draft too; needs the right to edit the status page.")] include_drafts: Option<
-            bool,
-        >,
+        #[graphql(desc = "Find a draft too; needs the right to edit the status page.")]
+        include_drafts: Option<bool>,
     ) -> Result<Option<IncidentObject>> {
         let audience = audience(ctx, include_drafts)?;
         let id: IncidentId = parse_id(&id)?;
@@ -255,7 +257,8 @@ impl StatusPageMutation {
         #[graphql(desc = "The incident.")] input: IncidentActionInput,
     ) -> Result<IncidentObject> {
         let id: IncidentId = parse_id(&input.incident_id)?;
-        let incident = status_page_editor(ctx)?.write(move |tx, _| incidents::publish_summary(tx, id)).await?;
+        let incident =
+            status_page_editor(ctx)?.write(move |tx, _| incidents::publish_summary(tx, id)).await?;
         Ok(IncidentObject(incident, Audience::Editors))
     }
 
@@ -305,7 +308,9 @@ impl StatusPageSubscription {
         ctx: &Context<'_>,
         #[graphql(desc = "Resume after the event with this cursor; omitted: from the start of the feed.")]
         after: Option<String>,
-        #[graphql(desc = "Drafts too; needs the right to edit the status page.")] include_drafts: Option<bool>,
+        #[graphql(desc = "Drafts too; needs the right to edit the status page.")] include_drafts: Option<
+            bool,
+        >,
     ) -> Result<impl Stream<Item = Result<IncidentEventObject>> + use<>> {
         let audience = audience(ctx, include_drafts)?;
         let after = event_cursor(after.as_deref()).map_err(gql)?;

@@ -21,7 +21,9 @@ const NEWEST: usize = 50;
 /// `GET /status`.
 pub async fn html(State(state): State<AppState>) -> Response {
     match state.store.read(|r| page::public_view(r, NEWEST)).await {
-        Ok(view) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_html(&view)).into_response(),
+        Ok(view) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_html(&view)).into_response()
+        }
         Err(error) => error_response(error),
     }
 }
@@ -60,7 +62,9 @@ pub fn escape(text: &str) -> String {
 }
 
 fn time(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn color(a: Availability) -> &'static str {
@@ -194,7 +198,11 @@ pub fn render_atom(view: &PublicView, base: &str) -> String {
         content: String,
     }
     let last = |updates: &[TimelineUpdate], from: Millis| {
-        updates.iter().flat_map(|u| std::iter::once(u.at).chain(u.corrections.iter().map(|c| c.at))).max().unwrap_or(from)
+        updates
+            .iter()
+            .flat_map(|u| std::iter::once(u.at).chain(u.corrections.iter().map(|c| c.at)))
+            .max()
+            .unwrap_or(from)
     };
     let mut entries: Vec<Entry> = Vec::new();
     for (i, updates) in &view.incidents {

@@ -145,7 +145,8 @@ pub const COMPONENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("compon
 
 /// Key: (ComponentId, change seq) with one seq across all components.
 /// Value: `domain::status_page::ComponentChange`: the component's history.
-pub const COMPONENT_CHANGES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("component_changes_v1");
+pub const COMPONENT_CHANGES: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("component_changes_v1");
 
 /// Key: IncidentId.
 /// Value: `domain::status_page::Incident` (drafts included).

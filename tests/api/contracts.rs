@@ -108,8 +108,11 @@ async fn seed_status_page(app: &TestApp) -> Value {
     let incident = open(true).await["createIncident"]["id"].clone();
     let draft = open(false).await["createIncident"]["id"].clone();
     let resolved = open(true).await["createIncident"]["id"].clone();
-    app.gql("mutation($i: ID!) { resolveIncident(input: { incidentId: $i }) { id } }", json!({ "i": resolved }))
-        .await;
+    app.gql(
+        "mutation($i: ID!) { resolveIncident(input: { incidentId: $i }) { id } }",
+        json!({ "i": resolved }),
+    )
+    .await;
     let now = chrono::Utc::now();
     let (starts, ends) = (now + chrono::Duration::hours(1), now + chrono::Duration::hours(3));
     let window = app

@@ -76,20 +76,36 @@ async fn an_incident_lives_through_its_updates_a_correction_and_its_resolution()
 
     let shown = page(&app).await;
     assert_eq!(shown["status"], "DOWN");
-    assert_eq!(shown["components"][0], json!({ "id": api, "name": "API", "status": "DOWN", "ownStatus": "OPERATIONAL" }));
-    assert_eq!(shown["activeIncidents"], json!([{ "id": inc, "title": "Elevated API errors", "status": "INVESTIGATING" }]));
+    assert_eq!(
+        shown["components"][0],
+        json!({ "id": api, "name": "API", "status": "DOWN", "ownStatus": "OPERATIONAL" })
+    );
+    assert_eq!(
+        shown["activeIncidents"],
+        json!([{ "id": inc, "title": "Elevated API errors", "status": "INVESTIGATING" }])
+    );
 
     let vars = |m: &str, s: Option<&str>, c: Value| json!({ "i": inc, "m": m, "s": s, "c": c });
     app.gql(POST, vars("A load balancer node fails.", Some("IDENTIFIED"), json!([]))).await;
-    let degraded = json!([{ "componentId": api, "status": "DEGRADED" }, { "componentId": logs, "status": "DEGRADED" }]);
+    let degraded =
+        json!([{ "componentId": api, "status": "DEGRADED" }, { "componentId": logs, "status": "DEGRADED" }]);
     app.gql(POST, vars("Recovery at 30%.", Some("MONITORING"), degraded)).await;
     app.gql(POST, vars("Recovery at 80%.", None, json!([]))).await;
-    app.assert_error(POST, vars("Again?", Some("INVESTIGATING"), json!([])), "INVALID_TRANSITION", "cannot go back").await;
+    app.assert_error(
+        POST,
+        vars("Again?", Some("INVESTIGATING"), json!([])),
+        "INVALID_TRANSITION",
+        "cannot go back",
+    )
+    .await;
     let twice = json!([{ "componentId": api, "status": "DOWN" }, { "componentId": api, "status": "DOWN" }]);
     app.assert_error(POST, vars("x", None, twice), "BAD_USER_INPUT", "given twice").await;
     app.assert_error(POST, vars("  ", None, json!([])), "BAD_USER_INPUT", "message").await;
     let shown = page(&app).await;
-    assert_eq!((shown["components"][0]["status"].clone(), shown["components"][1]["status"].clone()), (json!("DEGRADED"), json!("DEGRADED")));
+    assert_eq!(
+        (shown["components"][0]["status"].clone(), shown["components"][1]["status"].clone()),
+        (json!("DEGRADED"), json!("DEGRADED"))
+    );
 
     let correct = "mutation($i: ID!, $n: Int!, $m: String!) { correctIncidentUpdate(input: {
         incidentId: $i, number: $n, message: $m, reason: \"wrong figure\" }) { number message corrections { previousMessage reason author } } }";
@@ -110,11 +126,15 @@ async fn an_incident_lives_through_its_updates_a_correction_and_its_resolution()
 
     let full = incident(&app, &inc).await;
     assert_eq!(statuses(&full), ["INVESTIGATING", "IDENTIFIED", "MONITORING", "MONITORING", "RESOLVED"]);
-    let messages: Vec<&str> = full["updates"].as_array().unwrap().iter().map(|u| u["message"].as_str().unwrap()).collect();
+    let messages: Vec<&str> =
+        full["updates"].as_array().unwrap().iter().map(|u| u["message"].as_str().unwrap()).collect();
     assert_eq!(messages[0], "We are investigating API errors.");
     assert_eq!(full["updates"][0]["corrections"][0]["previousMessage"], "We are investigating.");
-    assert_eq!(full["updates"][2]["componentChanges"], json!([
-        { "component": { "name": "API" }, "status": "DEGRADED" }, { "component": { "name": "Logs" }, "status": "DEGRADED" }]));
+    assert_eq!(
+        full["updates"][2]["componentChanges"],
+        json!([
+        { "component": { "name": "API" }, "status": "DEGRADED" }, { "component": { "name": "Logs" }, "status": "DEGRADED" }])
+    );
     assert_eq!(full["components"][0]["status"], "OPERATIONAL", "resolving gives the components back");
     let summary = &full["summary"];
     assert!(summary["durationMs"].as_i64().unwrap() >= 0);
@@ -141,7 +161,10 @@ async fn bad_input_writes_nothing() {
     let app = TestApp::spawn().await;
     let api = component(&app, "API", None).await;
     app.assert_error(
-        "mutation { createComponent(input: { name: \"API\" }) { id } }", json!({}), "CONFLICT", "already exists",
+        "mutation { createComponent(input: { name: \"API\" }) { id } }",
+        json!({}),
+        "CONFLICT",
+        "already exists",
     )
     .await;
     let create = "mutation($t: String!, $c: ID!) { createIncident(input: { title: $t, message: \"m\", components: [{ componentId: $c, status: DOWN }] }) { id } }";
@@ -152,7 +175,10 @@ async fn bad_input_writes_nothing() {
     assert_eq!(list["incidents"]["nodes"], json!([]));
     assert_eq!(page(&app).await["components"][0]["status"], "OPERATIONAL");
     let set = "mutation($c: ID!) { setComponentStatus(input: { componentId: $c, status: DOWN }) { status ownStatus } }";
-    assert_eq!(app.gql(set, json!({ "c": api })).await["setComponentStatus"], json!({ "status": "DOWN", "ownStatus": "DOWN" }));
+    assert_eq!(
+        app.gql(set, json!({ "c": api })).await["setComponentStatus"],
+        json!({ "status": "DOWN", "ownStatus": "DOWN" })
+    );
     app.stop().await;
 }
 
@@ -165,29 +191,61 @@ async fn a_maintenance_window_moves_through_its_states() {
         title: \"Database upgrades\", description: \"Each database restarts once.\", components: [$c],
         startsAt: $s, endsAt: $e }) { id status components { name } updates { number status message } } }";
     let at = |h: i64| (now + chrono::Duration::hours(h)).to_rfc3339();
-    app.assert_error(schedule, json!({ "c": db, "s": at(2), "e": at(1) }), "BAD_USER_INPUT", "after startsAt").await;
-    app.assert_error(schedule, json!({ "c": db, "s": at(-3), "e": at(-2) }), "BAD_USER_INPUT", "already over").await;
-    let window = app.gql(schedule, json!({ "c": db, "s": at(1), "e": at(3) })).await["scheduleMaintenance"].clone();
+    app.assert_error(
+        schedule,
+        json!({ "c": db, "s": at(2), "e": at(1) }),
+        "BAD_USER_INPUT",
+        "after startsAt",
+    )
+    .await;
+    app.assert_error(
+        schedule,
+        json!({ "c": db, "s": at(-3), "e": at(-2) }),
+        "BAD_USER_INPUT",
+        "already over",
+    )
+    .await;
+    let window =
+        app.gql(schedule, json!({ "c": db, "s": at(1), "e": at(3) })).await["scheduleMaintenance"].clone();
     assert_eq!(window["status"], "SCHEDULED");
     assert_eq!(window["components"], json!([{ "name": "Databases" }]));
-    assert_eq!(window["updates"], json!([{ "number": 1, "status": "SCHEDULED", "message": "Each database restarts once." }]));
+    assert_eq!(
+        window["updates"],
+        json!([{ "number": 1, "status": "SCHEDULED", "message": "Each database restarts once." }])
+    );
     let id = window["id"].as_str().unwrap();
     assert_eq!(page(&app).await["upcomingMaintenances"], json!([{ "id": id, "status": "SCHEDULED" }]));
 
     let post = "mutation($w: ID!, $m: String!, $s: MaintenanceStatus) { postMaintenanceUpdate(input: {
         maintenanceId: $w, message: $m, status: $s }) { status startedAt finishedAt } }";
-    app.assert_error(post, json!({ "w": id, "m": "done", "s": "COMPLETED" }), "INVALID_TRANSITION", "SCHEDULED").await;
+    app.assert_error(
+        post,
+        json!({ "w": id, "m": "done", "s": "COMPLETED" }),
+        "INVALID_TRANSITION",
+        "SCHEDULED",
+    )
+    .await;
     let started = app.gql(post, json!({ "w": id, "m": "Started.", "s": "IN_PROGRESS" })).await;
     assert!(started["postMaintenanceUpdate"]["startedAt"].is_string());
     app.gql(post, json!({ "w": id, "m": "Half of the databases are done.", "s": null })).await;
     let done = app.gql(post, json!({ "w": id, "m": "All done.", "s": "COMPLETED" })).await;
     assert_eq!(done["postMaintenanceUpdate"]["status"], "COMPLETED");
     assert!(done["postMaintenanceUpdate"]["finishedAt"].is_string());
-    app.assert_error(post, json!({ "w": id, "m": "again", "s": null }), "INVALID_TRANSITION", "COMPLETED").await;
+    app.assert_error(post, json!({ "w": id, "m": "again", "s": null }), "INVALID_TRANSITION", "COMPLETED")
+        .await;
 
-    let read = app.gql("query($w: ID!) { maintenance(id: $w) { status updates { status message } } }", json!({ "w": id })).await;
-    let states: Vec<&str> =
-        read["maintenance"]["updates"].as_array().unwrap().iter().map(|u| u["status"].as_str().unwrap()).collect();
+    let read = app
+        .gql(
+            "query($w: ID!) { maintenance(id: $w) { status updates { status message } } }",
+            json!({ "w": id }),
+        )
+        .await;
+    let states: Vec<&str> = read["maintenance"]["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["status"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["SCHEDULED", "IN_PROGRESS", "IN_PROGRESS", "COMPLETED"]);
     assert_eq!(page(&app).await["upcomingMaintenances"], json!([]));
     let listed = app.gql("{ maintenances(statuses: [COMPLETED]) { nodes { id } } }", json!({})).await;
@@ -204,9 +262,14 @@ async fn the_public_page_shows_nothing_that_was_not_published() {
     let mut feed = app.subscribe(public_feed, json!({})).await;
 
     let shown = page(&app).await;
-    assert_eq!((shown["status"].clone(), shown["activeIncidents"].clone()), (json!("OPERATIONAL"), json!([])));
+    assert_eq!(
+        (shown["status"].clone(), shown["activeIncidents"].clone()),
+        (json!("OPERATIONAL"), json!([]))
+    );
     assert_eq!(app.gql("{ incidents { nodes { id } } }", json!({})).await["incidents"]["nodes"], json!([]));
-    let one = app.gql("query($i: ID!) { incident(id: $i) { id } node(id: $i) { id } }", json!({ "i": draft })).await;
+    let one = app
+        .gql("query($i: ID!) { incident(id: $i) { id } node(id: $i) { id } }", json!({ "i": draft }))
+        .await;
     assert_eq!(one, json!({ "incident": null, "node": null }));
     for path in ["/status", "/status/feed.atom"] {
         let (code, _, body) = get(&app, path).await;
@@ -218,7 +281,8 @@ async fn the_public_page_shows_nothing_that_was_not_published() {
 
     // Once published, it shows everywhere, with its timeline, and the
     // public feed says so (the draft's own events stay out of it).
-    app.gql("mutation($i: ID!) { publishIncident(input: { incidentId: $i }) { id } }", json!({ "i": draft })).await;
+    app.gql("mutation($i: ID!) { publishIncident(input: { incidentId: $i }) { id } }", json!({ "i": draft }))
+        .await;
     let event = feed.next().await.unwrap()["incidentUpdates"].clone();
     assert_eq!(event["kind"], "INCIDENT_PUBLISHED");
     assert_eq!(event["incident"]["id"], draft);
@@ -227,10 +291,15 @@ async fn the_public_page_shows_nothing_that_was_not_published() {
     assert_eq!(page(&app).await["components"][0]["status"], "DOWN");
     let (_, kind, html) = get(&app, "/status").await;
     assert!(kind.starts_with("text/html"));
-    assert!(html.contains("Secret trouble in acme-billing") && html.contains("We are investigating."), "{html}");
+    assert!(
+        html.contains("Secret trouble in acme-billing") && html.contains("We are investigating."),
+        "{html}"
+    );
     app.assert_error(
-        "mutation($i: ID!) { publishIncident(input: { incidentId: $i }) { id } }", json!({ "i": draft }),
-        "INVALID_TRANSITION", "already published",
+        "mutation($i: ID!) { publishIncident(input: { incidentId: $i }) { id } }",
+        json!({ "i": draft }),
+        "INVALID_TRANSITION",
+        "already published",
     )
     .await;
     app.stop().await;
@@ -244,15 +313,24 @@ async fn incident_updates_replay_then_stream_live_and_resume_after_a_cursor() {
     let query = "subscription($a: String) { incidentUpdates(after: $a) { cursor kind updateNumber message status incident { id } component { name } } }";
     let mut sub = app.subscribe(query, json!({ "a": null })).await;
     let opened = sub.next().await.unwrap()["incidentUpdates"].clone();
-    assert_eq!((opened["kind"].clone(), opened["updateNumber"].clone()), (json!("INCIDENT_OPENED"), json!(1)));
+    assert_eq!(
+        (opened["kind"].clone(), opened["updateNumber"].clone()),
+        (json!("INCIDENT_OPENED"), json!(1))
+    );
     let changed = sub.next().await.unwrap()["incidentUpdates"].clone();
-    assert_eq!((changed["kind"].clone(), changed["status"].clone()), (json!("COMPONENT_CHANGED"), json!("DEGRADED")));
+    assert_eq!(
+        (changed["kind"].clone(), changed["status"].clone()),
+        (json!("COMPONENT_CHANGED"), json!("DEGRADED"))
+    );
     assert_eq!(changed["component"]["name"], "API");
 
     app.gql(POST, json!({ "i": inc, "m": "Builders are back.", "s": "MONITORING", "c": [] })).await;
     let live = sub.next().await.unwrap()["incidentUpdates"].clone();
     assert_eq!(live["kind"], "INCIDENT_UPDATED");
-    assert_eq!((live["message"].clone(), live["status"].clone()), (json!("Builders are back."), json!("MONITORING")));
+    assert_eq!(
+        (live["message"].clone(), live["status"].clone()),
+        (json!("Builders are back."), json!("MONITORING"))
+    );
 
     // Resuming after the first event replays the rest, nothing twice.
     let mut resumed = app.subscribe(query, json!({ "a": opened["cursor"] })).await;
@@ -284,12 +362,17 @@ async fn the_atom_feed_is_well_formed_xml_with_an_entry_per_published_incident_a
     let (code, kind, body) = get(&app, "/status/feed.atom").await;
     assert_eq!(code, 200);
     assert!(kind.starts_with("application/atom+xml"), "{kind}");
-    let doc = roxmltree::Document::parse(&body).unwrap_or_else(|e| panic!("not well-formed XML ({e}): {body}"));
+    let doc =
+        roxmltree::Document::parse(&body).unwrap_or_else(|e| panic!("not well-formed XML ({e}): {body}"));
     let feed = doc.root_element();
     assert_eq!(feed.tag_name().name(), "feed");
     assert_eq!(feed.tag_name().namespace(), Some("http://www.w3.org/2005/Atom"));
     let child = |node: roxmltree::Node, name: &str| {
-        node.children().find(|c| c.tag_name().name() == name).and_then(|c| c.text()).unwrap_or_default().to_owned()
+        node.children()
+            .find(|c| c.tag_name().name() == name)
+            .and_then(|c| c.text())
+            .unwrap_or_default()
+            .to_owned()
     };
     assert_eq!(child(feed, "id"), "urn:opsgraph:status");
     chrono::DateTime::parse_from_rfc3339(&child(feed, "updated")).expect("feed updated is RFC 3339");
@@ -301,7 +384,10 @@ async fn the_atom_feed_is_well_formed_xml_with_an_entry_per_published_incident_a
     assert_eq!(child(incident, "title"), "[Resolved] Errors on \"eu\" <edge>");
     chrono::DateTime::parse_from_rfc3339(&child(incident, "updated")).expect("entry updated is RFC 3339");
     let content = child(incident, "content");
-    assert!(content.contains("This incident has been resolved.") && content.contains("We are investigating."), "{content}");
+    assert!(
+        content.contains("This incident has been resolved.") && content.contains("We are investigating."),
+        "{content}"
+    );
     assert!(!body.contains("Hidden draft"));
 
     let (_, _, html) = get(&app, "/status").await;
@@ -330,12 +416,16 @@ async fn monitored(app: &TestApp, env: &str, name: &str) -> String {
 async fn kill_instances(app: &TestApp, services: &[String]) {
     let mut pids = Vec::new();
     for svc in services {
-        let data = app.gql("query($s: ID!) { service(id: $s) { instances { pid current } } }", json!({ "s": svc })).await;
-        let current = data["service"]["instances"].as_array().unwrap().iter().find(|i| i["current"] == true).cloned();
+        let data = app
+            .gql("query($s: ID!) { service(id: $s) { instances { pid current } } }", json!({ "s": svc }))
+            .await;
+        let current =
+            data["service"]["instances"].as_array().unwrap().iter().find(|i| i["current"] == true).cloned();
         pids.push(current.expect("a current instance")["pid"].as_i64().expect("a pid"));
     }
     for pid in pids {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)
+            .unwrap();
     }
 }
 
@@ -354,7 +444,8 @@ async fn next_platform_operation(app: &TestApp, env: &str) -> String {
 
 /// Follows the editors' feed until an incident resolves; returns the events.
 async fn until_resolved(app: &TestApp) -> Vec<Value> {
-    let query = "subscription { incidentUpdates(includeDrafts: true) { kind message status incident { id } } }";
+    let query =
+        "subscription { incidentUpdates(includeDrafts: true) { kind message status incident { id } } }";
     let mut feed = app.subscribe(query, json!({})).await;
     let mut events = Vec::new();
     while let Some(data) = feed.next().await {
@@ -385,7 +476,8 @@ async fn a_mass_instance_failure_opens_an_incident_that_follows_recovery_and_res
     }
 
     // One service failing alone is self-healing, not an incident.
-    let (redeploy, ()) = tokio::join!(next_platform_operation(&app, &env), kill_instances(&app, &services[..1]));
+    let (redeploy, ()) =
+        tokio::join!(next_platform_operation(&app, &env), kill_instances(&app, &services[..1]));
     assert_eq!(app.wait_final(&redeploy).await["status"], "DEPLOYMENT_OK");
     let drafts = "{ incidents(includeDrafts: true) { nodes { id } } }";
     assert_eq!(app.gql(drafts, json!({})).await["incidents"]["nodes"], json!([]));
@@ -404,14 +496,21 @@ async fn a_mass_instance_failure_opens_an_incident_that_follows_recovery_and_res
     let last = events.last().unwrap()["message"].as_str().unwrap();
     assert!(last.starts_with("All ") && last.contains("affected services are running again"), "{last}");
 
-    let query = "query($i: ID!) { incident(id: $i, includeDrafts: true) { status automatic openedBy publishedAt
+    let query =
+        "query($i: ID!) { incident(id: $i, includeDrafts: true) { status automatic openedBy publishedAt
         components { component { name } status }
         affectedServices { name kind recovered service { id } }
         updates { status } summary { peakImpact durationMs text } } }";
     let incident = app.gql(query, json!({ "i": id })).await["incident"].clone();
     assert_eq!((incident["status"].clone(), incident["automatic"].clone()), (json!("RESOLVED"), json!(true)));
-    assert_eq!((incident["openedBy"].clone(), incident["publishedAt"].clone()), (json!("platform"), Value::Null));
-    assert_eq!(incident["components"], json!([{ "component": { "name": "Applications" }, "status": "OPERATIONAL" }]));
+    assert_eq!(
+        (incident["openedBy"].clone(), incident["publishedAt"].clone()),
+        (json!("platform"), Value::Null)
+    );
+    assert_eq!(
+        incident["components"],
+        json!([{ "component": { "name": "Applications" }, "status": "OPERATIONAL" }])
+    );
     let affected = incident["affectedServices"].as_array().unwrap();
     assert!(affected.len() >= 3, "{incident:#}");
     assert!(affected.iter().all(|s| s["recovered"] == true && names.contains(&s["name"].as_str().unwrap())));
@@ -423,10 +522,14 @@ async fn a_mass_instance_failure_opens_an_incident_that_follows_recovery_and_res
     // A draft until a person publishes it; then public, without the names.
     assert_eq!(app.gql("{ incidents { nodes { id } } }", json!({})).await["incidents"]["nodes"], json!([]));
     let edit = "mutation($i: ID!) { editIncidentSummary(input: { incidentId: $i, text: \"A host lost power; all services came back.\" }) { summary { editedBy } } }";
-    assert_eq!(app.gql(edit, json!({ "i": id })).await["editIncidentSummary"]["summary"]["editedBy"], "owner");
+    assert_eq!(
+        app.gql(edit, json!({ "i": id })).await["editIncidentSummary"]["summary"]["editedBy"],
+        "owner"
+    );
     let publish_summary = "mutation($i: ID!) { publishIncidentSummary(input: { incidentId: $i }) { id } }";
     app.assert_error(publish_summary, json!({ "i": id }), "INVALID_TRANSITION", "publish the incident").await;
-    app.gql("mutation($i: ID!) { publishIncident(input: { incidentId: $i }) { id } }", json!({ "i": id })).await;
+    app.gql("mutation($i: ID!) { publishIncident(input: { incidentId: $i }) { id } }", json!({ "i": id }))
+        .await;
     app.gql(publish_summary, json!({ "i": id })).await;
     let public = app
         .gql("{ incidents { nodes { id affectedServices { name } summary { text } } } }", json!({}))

@@ -11,9 +11,9 @@ use super::status_page::ComponentObject;
 use super::status_page::incident::IncidentObject;
 use super::status_page::window::MaintenanceObject;
 use crate::domain::status_page::{ComponentId, IncidentId, WindowId};
-use crate::store::status_page::{self as page, Audience, incidents, windows};
 use crate::domain::{DomainError, EnvironmentId, InstanceId, OperationId, OrganizationId, ServiceId};
 use crate::graphql::scope::found;
+use crate::store::status_page::{self as page, Audience, incidents, windows};
 use crate::store::{Reader, operations, resources};
 
 /// An object with a global id, which `Query.node` finds again.
@@ -50,12 +50,19 @@ pub fn lookup(r: Reader<'_>, org: OrganizationId, raw: &str) -> Result<Option<No
         ComponentId::PREFIX => {
             let id: ComponentId = raw.parse()?;
             found(page::component(r, id))?
-                .map(|c| Ok::<_, DomainError>(Node::Component(ComponentObject(c, page::shown_availability(r, id)?))))
+                .map(|c| {
+                    Ok::<_, DomainError>(Node::Component(ComponentObject(
+                        c,
+                        page::shown_availability(r, id)?,
+                    )))
+                })
                 .transpose()?
         }
         IncidentId::PREFIX => found(incidents::incident(r, raw.parse()?, Audience::Public))?
             .map(|i| Node::Incident(IncidentObject(i, Audience::Public))),
-        WindowId::PREFIX => found(windows::window(r, raw.parse()?))?.map(|w| Node::Maintenance(MaintenanceObject(w))),
+        WindowId::PREFIX => {
+            found(windows::window(r, raw.parse()?))?.map(|w| Node::Maintenance(MaintenanceObject(w)))
+        }
         _ => {
             return Err(DomainError::bad_input(
                 "id",

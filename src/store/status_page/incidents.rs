@@ -213,7 +213,9 @@ pub fn publish_summary(tx: &mut Tx<'_>, id: IncidentId) -> Result<Incident> {
 }
 
 fn no_summary(id: IncidentId) -> DomainError {
-    DomainError::InvalidTransition(format!("incident {id} is not resolved: its summary is written when it resolves"))
+    DomainError::InvalidTransition(format!(
+        "incident {id} is not resolved: its summary is written when it resolves"
+    ))
 }
 
 /// Opens the platform's incident about a mass redeploy in `org`: a draft
@@ -242,8 +244,17 @@ pub fn open_automatic(
     );
     let title = "Many services restarted after instance failures";
     let origin = Origin::Automatic { organization_id: org, services, monitored };
-    let mut incident =
-        open(tx, title, Impact::Major, IncidentStatus::Investigating, &text, &components, origin, false, PLATFORM)?;
+    let mut incident = open(
+        tx,
+        title,
+        Impact::Major,
+        IncidentStatus::Investigating,
+        &text,
+        &components,
+        origin,
+        false,
+        PLATFORM,
+    )?;
     incident.peak_down = n;
     tx.put(INCIDENTS, incident.id.0, &incident)?;
     Ok(incident)
@@ -252,7 +263,11 @@ pub fn open_automatic(
 /// Records where recovery of an automatic incident stands: the affected
 /// services (new ones added, each with whether it runs again), and an
 /// update with the share back; resolves it when every one is back.
-pub fn automatic_progress(tx: &mut Tx<'_>, id: IncidentId, services: Vec<AffectedService>) -> Result<Incident> {
+pub fn automatic_progress(
+    tx: &mut Tx<'_>,
+    id: IncidentId,
+    services: Vec<AffectedService>,
+) -> Result<Incident> {
     let mut incident = incident(tx.reader(), id, Audience::Editors)?;
     if incident.status == IncidentStatus::Resolved {
         return Ok(incident);
@@ -266,14 +281,23 @@ pub fn automatic_progress(tx: &mut Tx<'_>, id: IncidentId, services: Vec<Affecte
     tx.put(INCIDENTS, id.0, &incident)?;
     let (text, status) = if back == total {
         let took = human_duration(now_millis() - incident.created_at);
-        (format!("All {total} affected services are running again (recovery took {took})."), IncidentStatus::Resolved)
+        (
+            format!("All {total} affected services are running again (recovery took {took})."),
+            IncidentStatus::Resolved,
+        )
     } else {
-        let text =
-            format!("Recovery at {}%: {back} of {total} affected services are running again.", percent(back, total));
+        let text = format!(
+            "Recovery at {}%: {back} of {total} affected services are running again.",
+            percent(back, total)
+        );
         (text, IncidentStatus::Identified.max(incident.status))
     };
     let changes: Vec<Touched> = if status == IncidentStatus::Resolved {
-        incident.components.iter().map(|t| Touched { availability: Availability::Operational, ..*t }).collect()
+        incident
+            .components
+            .iter()
+            .map(|t| Touched { availability: Availability::Operational, ..*t })
+            .collect()
     } else {
         Vec::new()
     };

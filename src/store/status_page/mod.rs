@@ -175,7 +175,11 @@ pub fn create_component(tx: &mut Tx<'_>, new: &NewComponent) -> Result<Component
 
 /// Sets the availability a person gives a component; the shown one also
 /// depends on open incidents.
-pub fn set_component_status(tx: &mut Tx<'_>, id: ComponentId, availability: Availability) -> Result<Component> {
+pub fn set_component_status(
+    tx: &mut Tx<'_>,
+    id: ComponentId,
+    availability: Availability,
+) -> Result<Component> {
     let shown = Shown::take(tx.reader())?;
     let mut component = component(tx.reader(), id)?;
     component.own = availability;
@@ -210,9 +214,7 @@ pub fn shown_availability(r: Reader<'_>, id: ComponentId) -> Result<Availability
 
 /// A component's changes, newest first.
 pub fn history_page(r: Reader<'_>, id: ComponentId, args: &PageArgs) -> Result<Page<ComponentChange>> {
-    paginate(args, true, |range, rev, visit| {
-        r.scan_rows(COMPONENT_CHANGES, id.0, range, rev, |seq, change| visit(seq, change))
-    })
+    paginate(args, true, |range, rev, visit| r.scan_rows(COMPONENT_CHANGES, id.0, range, rev, visit))
 }
 
 /// The published incidents that are not resolved, oldest first.

@@ -132,11 +132,8 @@ pub fn windows_page(r: Reader<'_>, statuses: &[WindowStatus], args: &PageArgs) -
 
 /// Windows not yet over (scheduled or in progress), soonest first.
 pub fn upcoming(r: Reader<'_>) -> Result<Vec<Window>> {
-    let mut out: Vec<Window> = r
-        .all_rows::<Window>(MAINTENANCE_WINDOWS)?
-        .into_iter()
-        .filter(|w| !w.status.is_final())
-        .collect();
+    let mut out: Vec<Window> =
+        r.all_rows::<Window>(MAINTENANCE_WINDOWS)?.into_iter().filter(|w| !w.status.is_final()).collect();
     out.sort_by_key(|w| (w.starts_at, w.id));
     Ok(out)
 }

@@ -75,7 +75,9 @@ impl IncidentEventObject {
     async fn component(&self, ctx: &Context<'_>) -> Result<Option<ComponentObject>> {
         let Some(id) = self.0.component_id else { return Ok(None) };
         let found = public(ctx)?
-            .read(move |r| found(page::component(r, id).and_then(|c| Ok((c, page::shown_availability(r, id)?)))))
+            .read(move |r| {
+                found(page::component(r, id).and_then(|c| Ok((c, page::shown_availability(r, id)?))))
+            })
             .await?;
         Ok(found.map(|(c, a)| ComponentObject(c, a)))
     }

@@ -4,8 +4,8 @@
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::ComponentStatus;
 use super::ComponentObject;
+use super::ComponentStatus;
 use crate::domain::status_page::{AffectedService, Incident, Origin, Summary, TimelineUpdate, Touched};
 use crate::graphql::scope::{datetime, found, id, public, status_page_editor};
 use crate::graphql::types::enums::ServiceKind;
@@ -127,7 +127,8 @@ impl IncidentObject {
             return None;
         }
         let editor = status_page_editor(ctx).ok()?;
-        (editor.org() == *organization_id).then(|| services.iter().cloned().map(AffectedServiceObject).collect())
+        (editor.org() == *organization_id)
+            .then(|| services.iter().cloned().map(AffectedServiceObject).collect())
     }
 }
 

@@ -158,10 +158,9 @@ pub struct CorrectIncidentUpdateInput {
 
 impl CorrectIncidentUpdateInput {
     pub fn validate(self) -> Checked<(IncidentId, u64, String, Option<String>)> {
-        let number = u64::try_from(self.number)
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| DomainError::bad_input("number", format!("must be 1 or more, got {}", self.number)))?;
+        let number = u64::try_from(self.number).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            DomainError::bad_input("number", format!("must be 1 or more, got {}", self.number))
+        })?;
         let reason = self.reason.as_deref().map(|r| text("reason", r, 500)).transpose()?;
         Ok((self.incident_id.parse()?, number, message(&self.message)?, reason))
     }

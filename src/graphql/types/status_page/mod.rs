@@ -206,7 +206,9 @@ impl ComponentChangeObject {
     /// resolution); null when a person set the status directly.
     async fn incident(&self, ctx: &Context<'_>) -> Result<Option<IncidentObject>> {
         let Some(id) = self.0.incident_id else { return Ok(None) };
-        let found = public(ctx)?.read(move |r| crate::graphql::scope::found(incidents::incident(r, id, Audience::Public))).await?;
+        let found = public(ctx)?
+            .read(move |r| crate::graphql::scope::found(incidents::incident(r, id, Audience::Public)))
+            .await?;
         Ok(found.map(|i| IncidentObject(i, Audience::Public)))
     }
 }

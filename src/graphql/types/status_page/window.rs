@@ -121,4 +121,3 @@ impl MaintenanceUpdateObject {
         &self.0.author
     }
 }
-
