@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP and WebSocket.
 
 mod activity;
+mod auto_incidents;
 mod contracts;
 mod deploys;
 mod errors;
