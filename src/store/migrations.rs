@@ -190,4 +190,17 @@ mod tests {
         let keys = store.read(|r| r.time_index_keys()).await.unwrap();
         assert_eq!(keys, [(0, 2_000, 2), (1, 1_000, 1), (1, 3_000, 3)]);
     }
+
+    #[tokio::test]
+    async fn version_5_adds_an_empty_status_page_to_a_version_4_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            migrate_to(&db, 0, 4).unwrap();
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        let view = store.read(|r| crate::store::status_page::public_view(r, 10)).await.unwrap();
+        assert!(view.components.is_empty() && view.incidents.is_empty() && view.windows.is_empty());
+    }
 }

@@ -395,3 +395,22 @@ async fn the_atom_feed_is_well_formed_xml_with_an_entry_per_published_incident_a
     assert!(html.contains("name=\"viewport\""), "readable on a phone");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_status_page_and_its_feed_survive_a_restart() {
+    let app = TestApp::spawn().await;
+    let api = component(&app, "API", None).await;
+    let inc = open_incident(&app, "Slow API", &api, "DEGRADED", true).await;
+    let dir = app.dir.clone();
+    app.stop().await;
+
+    let app = TestApp::spawn_in(dir).await;
+    let shown = page(&app).await;
+    assert_eq!(shown["status"], "DEGRADED");
+    assert_eq!(shown["activeIncidents"][0]["id"], inc);
+    let query = "subscription { incidentUpdates { kind incident { id } } }";
+    let mut feed = app.subscribe(query, json!({})).await;
+    let first = feed.next().await.unwrap()["incidentUpdates"].clone();
+    assert_eq!(first, json!({ "kind": "INCIDENT_OPENED", "incident": { "id": inc } }));
+    app.stop().await;
+}
