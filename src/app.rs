@@ -80,6 +80,7 @@ impl Application {
             shutdown.child_token(),
             args.recovery_concurrency,
             force_grace,
+            args.auto_incident_rule(),
         );
         let limits = args.limits();
         let schema =

@@ -81,6 +81,22 @@ pub struct ServeArgs {
     #[arg(long, env = "OPSGRAPH_METRICS_RETENTION_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub metrics_retention_hours: u64,
+    /// An incident opens by itself on the status page (as a draft) when
+    /// monitoring redeploys more than this percentage of an
+    /// organization's monitored services within `--auto-incident-window-ms`.
+    #[arg(long, env = "OPSGRAPH_AUTO_INCIDENT_SHARE_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub auto_incident_share_percent: u32,
+    /// The window, in milliseconds, over which platform redeploys are
+    /// counted for an automatic incident.
+    #[arg(long, env = "OPSGRAPH_AUTO_INCIDENT_WINDOW_MS", default_value_t = 300_000)]
+    pub auto_incident_window_ms: u64,
+    /// The fewest services redeployed within the window that open an
+    /// automatic incident (so one small organization's single failure
+    /// does not).
+    #[arg(long, env = "OPSGRAPH_AUTO_INCIDENT_MIN_SERVICES", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auto_incident_min_services: u32,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -195,7 +211,19 @@ impl ServeArgs {
             connection_init_timeout_ms: 10_000,
             metrics_interval_ms: 10_000,
             metrics_retention_hours: 24,
+            auto_incident_share_percent: 50,
+            auto_incident_window_ms: 300_000,
+            auto_incident_min_services: 3,
             limits: LimitArgs::default(),
+        }
+    }
+
+    /// When the platform opens an incident by itself.
+    pub fn auto_incident_rule(&self) -> crate::domain::status_page::AutoIncidentRule {
+        crate::domain::status_page::AutoIncidentRule {
+            share_percent: self.auto_incident_share_percent,
+            window_ms: self.auto_incident_window_ms,
+            min_services: self.auto_incident_min_services as usize,
         }
     }
 
@@ -237,6 +265,12 @@ mod tests {
         let cli = Cli::try_parse_from(["opsgraph", "--metrics-retention-hours", "168"]).unwrap();
         assert_eq!(cli.serve.metrics_retention_hours, 168);
         assert!(Cli::try_parse_from(["opsgraph", "--metrics-retention-hours", "0"]).is_err());
+        let rule = Cli::try_parse_from(["opsgraph"]).unwrap().serve.auto_incident_rule();
+        assert_eq!((rule.share_percent, rule.window_ms, rule.min_services), (50, 300_000, 3));
+        let cli = Cli::try_parse_from(["opsgraph", "--auto-incident-share-percent", "30"]).unwrap();
+        assert_eq!(cli.serve.auto_incident_share_percent, 30);
+        assert!(Cli::try_parse_from(["opsgraph", "--auto-incident-share-percent", "101"]).is_err());
+        assert!(Cli::try_parse_from(["opsgraph", "--auto-incident-min-services", "0"]).is_err());
         let cli = Cli::try_parse_from(["opsgraph", "export-schema"]).unwrap();
         assert!(matches!(cli.command, Some(Command::ExportSchema)));
     }

@@ -14,13 +14,15 @@
 //! - [`engine`] — runs operations: a queue per service, steps with rollback
 //!   and cancel, timeouts and forced ends of stuck operations, start-up
 //!   recovery, monitoring and self-healing through one recovery queue, and
-//!   the local executor that runs services as child processes. Must not
-//!   import `graphql` or `http`.
+//!   the local executor that runs services as child processes, and the
+//!   status page's incidents that open themselves. Must not import
+//!   `graphql` or `http`.
 //! - [`graphql`] — the schema: thin resolvers that validate input into
 //!   domain types and call one store or engine function; the one place
 //!   errors become GraphQL errors with `extensions.code`.
 //! - [`http`] — axum routes: GraphQL over HTTP and WebSocket, GraphiQL, log
-//!   downloads, health and metrics.
+//!   downloads, the public status page and its Atom feed, health and
+//!   metrics.
 //! - [`app`] — wires everything, runs recovery, shuts down gracefully.
 //! - [`config`] — the command line (`clap`, with environment fallbacks).
 

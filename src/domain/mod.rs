@@ -18,6 +18,7 @@ pub mod running;
 pub mod scaling;
 pub mod selector;
 pub mod status;
+pub mod status_page;
 pub mod stuck;
 pub mod usage;
 pub mod webhook;

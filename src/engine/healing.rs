@@ -169,7 +169,12 @@ impl Healing {
                 () = healing.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 event = events.recv() => match event {
-                    Ok(Event::Operation(e)) if e.status.is_final() => healing.ended(e.operation_id, e.status == OperationStatus::DeploymentOk),
+                    Ok(Event::Operation(e)) if e.status.is_final() => {
+                        let succeeded = e.status == OperationStatus::DeploymentOk;
+                        if let Some(svc) = healing.ended(e.operation_id, succeeded) {
+                            engine.incidents.redeploy_ended(&engine, svc, succeeded).await;
+                        }
+                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => healing.recheck(&engine).await,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -229,29 +234,39 @@ impl Healing {
         };
         let evidence = vec![NewLine::system(finding.evidence())];
         let queued = engine.submit_with_lines(&principal, new, evidence).await;
-        let mut state = self.lock();
-        state.starting.remove(&svc.id);
-        let health = state.services.entry(svc.id).or_default();
-        health.queued_until = None;
-        match queued {
-            Ok(op) => {
-                health.redeploys += 1;
-                health.last_redeploy_at = Some(now_millis());
-                health.redeploying = Some(op.id);
-                state.running.insert(op.id, svc.id);
-            }
-            Err(error) => {
-                tracing::warn!(%error, service = %svc.id, "monitoring could not queue a redeploy");
-                health.gave_up = Some(format!("monitoring could not queue a redeploy: {error}"));
-            }
+        // The state's lock is never held across an await.
+        let queued = {
+            let mut state = self.lock();
+            state.starting.remove(&svc.id);
+            let health = state.services.entry(svc.id).or_default();
+            health.queued_until = None;
+            let queued = match queued {
+                Ok(op) => {
+                    health.redeploys += 1;
+                    health.last_redeploy_at = Some(now_millis());
+                    health.redeploying = Some(op.id);
+                    state.running.insert(op.id, svc.id);
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%error, service = %svc.id, "monitoring could not queue a redeploy");
+                    health.gave_up = Some(format!("monitoring could not queue a redeploy: {error}"));
+                    false
+                }
+            };
+            self.publish(&state);
+            queued
+        };
+        if queued {
+            engine.incidents.redeploy_queued(engine, &svc).await;
         }
-        self.publish(&state);
     }
 
-    /// A platform redeploy ended.
-    fn ended(&self, op: OperationId, succeeded: bool) {
+    /// A platform redeploy ended; returns its service (`None` when `op`
+    /// was not one of the queue's).
+    fn ended(&self, op: OperationId, succeeded: bool) -> Option<ServiceId> {
         let mut state = self.lock();
-        let Some(svc) = state.running.remove(&op) else { return };
+        let svc = state.running.remove(&op)?;
         if let Some(health) = state.services.get_mut(&svc) {
             health.redeploying = None;
         }
@@ -259,6 +274,7 @@ impl Healing {
             state.recovered.insert(svc);
         }
         self.publish(&state);
+        Some(svc)
     }
 
     /// After missed events: ends the in-flight redeploys that are final.
@@ -269,7 +285,10 @@ impl Healing {
             if let Ok(op) = op
                 && op.status.is_final()
             {
-                self.ended(id, op.status == OperationStatus::DeploymentOk);
+                let succeeded = op.status == OperationStatus::DeploymentOk;
+                if let Some(svc) = self.ended(id, succeeded) {
+                    engine.incidents.redeploy_ended(engine, svc, succeeded).await;
+                }
             }
         }
     }

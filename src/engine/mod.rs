@@ -3,11 +3,13 @@
 //! step runner with its rollback, cancellation, timeouts and forced ends
 //! (`stuck`), start-up recovery, and monitoring (`monitor`) with its
 //! recovery queue of platform redeploys (`healing`), its scale-outs on
-//! usage (`scaling`) and its usage samples (`metrics`).
+//! usage (`scaling`), its usage samples (`metrics`) and the incidents it
+//! opens on the status page by itself (`incidents`).
 //!
 //! Imports `domain` and `store`; never the GraphQL or HTTP layers.
 
 pub mod healing;
+pub mod incidents;
 pub mod local;
 pub mod maintenance;
 pub mod metrics;
@@ -68,6 +70,8 @@ pub struct Engine {
     pub maintenance: maintenance::Maintenance,
     /// The hot streaks monitoring follows to scale services out.
     pub scaling: scaling::Scaling,
+    /// The incidents the platform opens by itself on a mass redeploy.
+    pub incidents: incidents::AutoIncidents,
 }
 
 impl Engine {
@@ -77,8 +81,10 @@ impl Engine {
         shutdown: CancellationToken,
         recovery_limit: usize,
         force_grace: Duration,
+        auto_incidents: crate::domain::status_page::AutoIncidentRule,
     ) -> Arc<Self> {
         Arc::new(Self {
+            incidents: incidents::AutoIncidents::new(auto_incidents),
             healing: healing::Healing::new(recovery_limit),
             maintenance: maintenance::Maintenance::default(),
             scaling: scaling::Scaling::default(),

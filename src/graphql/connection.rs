@@ -9,6 +9,9 @@ use super::types::environment::EnvironmentNode;
 use super::types::log_line::LogLineNode;
 use super::types::operation::OperationNode;
 use super::types::service::ServiceNode;
+use super::types::status_page::ComponentChangeObject;
+use super::types::status_page::incident::IncidentObject;
+use super::types::status_page::window::MaintenanceObject;
 use super::types::webhook_delivery::WebhookDeliveryNode;
 use crate::domain::DomainError;
 use crate::store::{Page, PageArgs};
@@ -95,6 +98,9 @@ connections! {
     ReportRowConnection, ReportRowEdge, OperationNode, "the rows of an activity report (one operation each)";
     WebhookDeliveryConnection, WebhookDeliveryEdge, WebhookDeliveryNode, "webhook deliveries";
     LogLineConnection, LogLineEdge, LogLineNode, "log lines";
+    IncidentConnection, IncidentEdge, IncidentObject, "incidents";
+    MaintenanceConnection, MaintenanceEdge, MaintenanceObject, "maintenance windows";
+    ComponentChangeConnection, ComponentChangeEdge, ComponentChangeObject, "changes of a component's status";
 }
 
 /// The connection of one store page, each item turned into its GraphQL

@@ -19,12 +19,13 @@ mod mutation;
 mod query;
 mod replay;
 mod scope;
+mod status_page;
 mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::Schema;
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::engine::Engine;
 use crate::store::Store;
@@ -37,7 +38,26 @@ pub use subscription::Subscription;
 pub use types::log_line::Prerendered;
 
 /// The schema served at `/graphql`.
-pub type AppSchema = Schema<Query, Mutation, Subscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Reads. Objects of another organization read exactly as missing ones;
+/// the status page is public.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(Query, status_page::StatusPageQuery);
+
+/// Changes. Every change to what runs is an operation, queued and run in
+/// order per service; those mutations answer with the operation as queued.
+/// The status page's mutations need the right to edit it.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(Mutation, status_page::StatusPageMutation);
+
+/// Live feeds. Each replays what is stored after the client's cursor,
+/// then follows live, without a gap or a repeat.
+#[derive(MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot(Subscription, status_page::StatusPageSubscription);
 
 /// What resolvers need from the rest of the application; attached once to
 /// the schema.
@@ -76,7 +96,8 @@ impl Default for Limits {
 /// internal error.
 pub fn build_schema(ctx: Option<GraphqlContext>) -> AppSchema {
     // No extension: any extension puts a hook chain on every field.
-    let mut builder = Schema::build(Query, Mutation, Subscription);
+    let mut builder =
+        Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default());
     if ctx.as_ref().is_some_and(|ctx| !ctx.limits.introspection) {
         builder = builder.disable_introspection().disable_suggestions();
     }

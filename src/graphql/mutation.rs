@@ -21,11 +21,13 @@ use crate::domain::{self, DomainError, NewLine, NewOperation, OperationId, Opera
 use crate::store::{logs, pins, resources};
 
 /// The `Mutation` root.
+#[derive(Default)]
 pub struct Mutation;
 
 /// Changes. Every change to what runs is an operation, queued and run in
 /// order per service; those mutations answer with the operation as queued.
-#[Object]
+// Merged into the `Mutation` root (see `graphql::MutationRoot`).
+#[Object(name = "OperationsMutation")]
 impl Mutation {
     /// Creates an environment.
     async fn create_environment(

@@ -21,10 +21,12 @@ use crate::domain::{EnvironmentId, MaintenanceId, OperationId, ServiceId, report
 use crate::store::{operations, resources};
 
 /// The `Query` root.
+#[derive(Default)]
 pub struct Query;
 
 /// Reads. Objects of another organization read exactly as missing ones.
-#[Object]
+// Merged into the `Query` root (see `graphql::QueryRoot`) under its own name.
+#[Object(name = "OperationsQuery")]
 impl Query {
     /// The object with this global id; null when none is visible to the
     /// caller.

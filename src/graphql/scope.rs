@@ -109,3 +109,54 @@ where
 {
     raw.as_str().parse::<T>().map_err(gql)
 }
+
+/// The scope of every write to the status page (components, incidents,
+/// maintenance windows), and of reading its drafts.
+///
+/// The one place where "editing the status page needs `ADMIN` or `OWNER`"
+/// is decided: until access control exists every request acts as the
+/// built-in owner, who may.
+pub fn status_page_editor<'a>(ctx: &Context<'a>) -> async_graphql::Result<Scope<'a>> {
+    scope(ctx)
+}
+
+/// What a public read of the status page starts from: the application,
+/// and no caller at all (the page is read without a token).
+pub struct Public<'a> {
+    pub app: &'a GraphqlContext,
+}
+
+/// The scope of every public read of the status page. Never requires a
+/// [`Principal`]: anyone may read what was published.
+pub fn public<'a>(ctx: &Context<'a>) -> async_graphql::Result<Public<'a>> {
+    let app = ctx
+        .data::<GraphqlContext>()
+        .map_err(|_| gql(DomainError::internal("the schema was built without a GraphqlContext")))?;
+    Ok(Public { app })
+}
+
+impl Public<'_> {
+    /// Runs `f` in a read snapshot.
+    pub async fn read<T, F>(&self, f: F) -> async_graphql::Result<T>
+    where
+        F: FnOnce(Reader<'_>) -> Result<T, DomainError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.app.store.read(f).await.map_err(gql)
+    }
+}
+
+/// Who a status-page read is for: the public, unless the client asks for
+/// drafts too — which only an editor may.
+pub fn audience(
+    ctx: &Context<'_>,
+    drafts: Option<bool>,
+) -> async_graphql::Result<crate::store::status_page::Audience> {
+    use crate::store::status_page::Audience;
+    if drafts.unwrap_or(false) {
+        status_page_editor(ctx)?;
+        Ok(Audience::Editors)
+    } else {
+        Ok(Audience::Public)
+    }
+}

@@ -23,16 +23,18 @@ use crate::store::logs::{self, Log};
 use crate::store::{Event, operations, resources, statuses};
 
 /// Events read from storage at a time.
-const EVENT_PAGE: usize = 500;
+pub(super) const EVENT_PAGE: usize = 500;
 /// Log lines read from storage at a time (and most lines in one batch).
 const LOG_PAGE: usize = 1000;
 
 /// The `Subscription` root.
+#[derive(Default)]
 pub struct Subscription;
 
 /// Live feeds. Each replays what is stored after the client's cursor,
 /// then follows live, without a gap or a repeat.
-#[SubscriptionRoot]
+// Merged into the `Subscription` root (see `graphql::SubscriptionRoot`).
+#[SubscriptionRoot(name = "OperationsSubscription")]
 impl Subscription {
     /// What happens to the operations of an environment: queued, status
     /// and step changes, in order. Replays the stored events after `after`,
@@ -277,9 +279,9 @@ impl FedLine {
 
 /// A feed of event batches as a stream of single events (events are few;
 /// clients expect one message per event).
-fn one_by_one<T, N>(
+pub(super) fn one_by_one<T, N>(
     feed: impl Stream<Item = Result<Vec<T>, DomainError>> + Send + 'static,
-    node: fn(T) -> N,
+    node: impl Fn(T) -> N + Send + 'static,
 ) -> impl Stream<Item = Result<N>> + Send + 'static
 where
     T: Send + 'static,
@@ -295,7 +297,7 @@ where
 }
 
 /// An event cursor (the decimal `seq` of an event); omitted: 0.
-fn event_cursor(raw: Option<&str>) -> Result<u64, DomainError> {
+pub(super) fn event_cursor(raw: Option<&str>) -> Result<u64, DomainError> {
     raw.map_or(Ok(0), |raw| {
         raw.parse::<u64>()
             .map_err(|_| DomainError::bad_input("after", format!("`{raw}` is not a cursor of this feed")))

@@ -1,5 +1,5 @@
 //! HTTP routes: GraphQL over HTTP and WebSocket, GraphiQL, log downloads,
-//! health and metrics. Imports `graphql`, `engine` and `store`; holds no
+//! the public status page and its Atom feed, health and metrics. Imports `graphql`, `engine` and `store`; holds no
 //! business rules.
 
 mod graphql;
@@ -8,6 +8,7 @@ mod hooks;
 mod limits;
 mod logs;
 mod reports;
+mod status;
 mod ws;
 
 use std::sync::Arc;
@@ -147,6 +148,8 @@ pub fn router(state: AppState) -> Router {
             "/hooks/github/{id}",
             post(hooks::github).layer(axum::extract::DefaultBodyLimit::max(hooks::MAX_BODY)),
         )
+        .route("/status", get(status::html))
+        .route("/status/feed.atom", get(status::atom))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -129,6 +129,34 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Calls `f` with every row of a `u64`-keyed table with its key in
+    /// `range`, decoded, ascending (or descending with `rev`), until `f`
+    /// breaks.
+    pub fn scan_table<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<u64, &[u8]>,
+        range: RangeInclusive<u64>,
+        rev: bool,
+        mut f: impl FnMut(u64, T) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let (lo, hi) = range.into_inner();
+        if lo > hi {
+            return Ok(());
+        }
+        with_table!(self.txn, def, |t| {
+            let mut iter = t.range(lo..=hi).map_err(internal)?;
+            loop {
+                let next = if rev { iter.next_back() } else { iter.next() };
+                let Some(entry) = next else { break };
+                let (key, value) = entry.map_err(internal)?;
+                if f(key.value(), codec::decode(value.value())?)?.is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Calls `f` with every `(prefix, seq)` row of a log-like table with
     /// `seq` in `range`, decoded, until `f` breaks.
     pub fn scan_rows<T: DeserializeOwned>(

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::access::{Reader, Result};
 use super::tables::*;
+use crate::domain::status_page::Incident;
 use crate::domain::{Environment, Instance, Operation, Service};
 
 type Keys = BTreeSet<(u64, u64)>;
@@ -19,7 +20,8 @@ pub fn index_differences(r: Reader<'_>) -> Result<Vec<String>> {
     let services: Vec<Service> = r.all_rows(SERVICES)?;
     let instances: Vec<Instance> = r.all_rows(INSTANCES)?;
     let operations: Vec<Operation> = r.all_rows(OPERATIONS)?;
-    let expected: [IndexCheck; 8] = [
+    let incidents: Vec<Incident> = r.all_rows(INCIDENTS)?;
+    let expected: [IndexCheck; 9] = [
         (
             "environments_by_org",
             environments.iter().map(|e| (e.organization_id.0, e.id.0)).collect(),
@@ -59,6 +61,15 @@ pub fn index_differences(r: Reader<'_>) -> Result<Vec<String>> {
             "active_operations_by_service",
             operations.iter().filter(|o| !o.status.is_final()).map(|o| (o.service_id.0, o.id.0)).collect(),
             r.index_keys(ACTIVE_OPERATIONS_BY_SERVICE)?,
+        ),
+        (
+            "incidents_by_audience",
+            incidents
+                .iter()
+                .flat_map(super::status_page::incidents::audience_keys)
+                .map(|(a, id)| (u64::from(a), id))
+                .collect(),
+            r.index_keys(INCIDENTS_BY_AUDIENCE)?,
         ),
     ];
     let mut differences = time_index_differences(r, &operations)?;

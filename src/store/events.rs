@@ -53,6 +53,12 @@ pub enum Event {
     Instance {
         service_id: ServiceId,
     },
+    /// Something happened on the status page; `public` when the public
+    /// feed has it too.
+    StatusPage {
+        event: super::status_page::PageEvent,
+        public: bool,
+    },
 }
 
 /// Lines stored together, as the live feed carries them to every

@@ -6,7 +6,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::tables::*;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -14,8 +14,13 @@ const VERSION_KEY: &str = "schema_version";
 type Migration = fn(&WriteTransaction) -> anyhow::Result<()>;
 
 /// Migration `n` brings a file from version `n - 1` to `n`.
-const MIGRATIONS: [Migration; 4] =
-    [create_tables_v1, index_operations_by_time_v2, create_tables_v3, create_usage_samples_v4];
+const MIGRATIONS: [Migration; 5] = [
+    create_tables_v1,
+    index_operations_by_time_v2,
+    create_tables_v3,
+    create_usage_samples_v4,
+    create_status_page_v5,
+];
 
 /// Brings `db` to [`SCHEMA_VERSION`], or refuses a file written by a newer
 /// build with a message that says what to do.
@@ -123,6 +128,19 @@ fn create_usage_samples_v4(txn: &WriteTransaction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Version 5: the status page (components, incidents, maintenance windows,
+/// their timelines and the feed of `incidentUpdates`), empty.
+fn create_status_page_v5(txn: &WriteTransaction) -> anyhow::Result<()> {
+    for def in [COMPONENTS, INCIDENTS, MAINTENANCE_WINDOWS] {
+        txn.open_table(def)?;
+    }
+    for def in [COMPONENT_CHANGES, INCIDENT_UPDATES, MAINTENANCE_UPDATES, STATUS_PAGE_EVENTS] {
+        txn.open_table(def)?;
+    }
+    txn.open_table(INCIDENTS_BY_AUDIENCE)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +189,18 @@ mod tests {
         let store = crate::store::Store::open(&path).unwrap();
         let keys = store.read(|r| r.time_index_keys()).await.unwrap();
         assert_eq!(keys, [(0, 2_000, 2), (1, 1_000, 1), (1, 3_000, 3)]);
+    }
+
+    #[tokio::test]
+    async fn version_5_adds_an_empty_status_page_to_a_version_4_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            migrate_to(&db, 0, 4).unwrap();
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        let view = store.read(|r| crate::store::status_page::public_view(r, 10)).await.unwrap();
+        assert!(view.components.is_empty() && view.incidents.is_empty() && view.windows.is_empty());
     }
 }

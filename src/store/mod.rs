@@ -20,6 +20,7 @@ pub mod paging;
 pub mod pins;
 pub mod resources;
 pub mod retention;
+pub mod status_page;
 pub mod statuses;
 pub mod tables;
 mod writer;

@@ -138,3 +138,45 @@ pub const WEBHOOK_DELIVERIES: TableDefinition<(u64, u64), &[u8]> =
 /// would triple their size and their decoding time.
 pub const USAGE_SAMPLES: TableDefinition<(u64, i64, u64), (u32, u64, u64)> =
     TableDefinition::new("usage_samples_v1");
+
+/// Key: ComponentId.
+/// Value: `domain::status_page::Component`.
+pub const COMPONENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("components_v1");
+
+/// Key: (ComponentId, change seq) with one seq across all components.
+/// Value: `domain::status_page::ComponentChange`: the component's history.
+pub const COMPONENT_CHANGES: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("component_changes_v1");
+
+/// Key: IncidentId.
+/// Value: `domain::status_page::Incident` (drafts included).
+pub const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents_v1");
+
+/// Key: (audience, IncidentId): audience 0 lists the published incidents,
+/// 1 every incident (drafts too), 2 the published ones not yet resolved
+/// (those that shape the components' availability).
+/// Value: ().
+pub const INCIDENTS_BY_AUDIENCE: TableDefinition<(u8, u64), ()> =
+    TableDefinition::new("incidents_by_audience_v1");
+
+/// Key: (IncidentId, update number) with numbers 1, 2, 3 … per incident.
+/// Value: `domain::status_page::TimelineUpdate`, with its corrections.
+pub const INCIDENT_UPDATES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("incident_updates_v1");
+
+/// Key: WindowId (a scheduled maintenance).
+/// Value: `domain::status_page::Window`. Maintenance is public once
+/// scheduled.
+pub const MAINTENANCE_WINDOWS: TableDefinition<u64, &[u8]> = TableDefinition::new("maintenance_windows_v1");
+
+/// Key: (WindowId, update number) with numbers 1, 2, 3 … per window.
+/// Value: `domain::status_page::TimelineUpdate`.
+pub const MAINTENANCE_UPDATES: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("maintenance_updates_v1");
+
+/// Key: (audience, event seq) with one seq across both audiences:
+/// audience 0 holds what the public may see, 1 every event (drafts
+/// included); an event of both is stored under both with the same seq.
+/// Value: `store::status_page::PageEvent`: the feed `incidentUpdates`
+/// resumes from.
+pub const STATUS_PAGE_EVENTS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("status_page_events_v1");

@@ -80,13 +80,52 @@ async fn seed(app: &TestApp) -> Value {
             json!({ "s": scratch }),
         )
         .await;
+    let page = seed_status_page(app).await;
     let day = chrono::Duration::days(1);
     let now = chrono::Utc::now();
-    json!({
+    let mut variables = json!({
         "environmentId": env, "serviceId": web, "operationId": done,
         "queuedOperationId": queued, "scratchServiceId": scratch,
         "maintenanceId": campaign["startMaintenance"]["id"],
         "from": (now - day).to_rfc3339(), "to": (now + day).to_rfc3339(),
+    });
+    variables.as_object_mut().unwrap().extend(page.as_object().unwrap().clone());
+    variables
+}
+
+/// A component, an open incident, a draft, a resolved one and a scheduled
+/// maintenance window.
+async fn seed_status_page(app: &TestApp) -> Value {
+    let component = app
+        .gql("mutation { createComponent(input: { name: \"API\", group: \"Platform\" }) { id } }", json!({}))
+        .await["createComponent"]["id"]
+        .clone();
+    let open = |publish: bool| {
+        let query = "mutation($c: ID!, $p: Boolean!) { createIncident(input: { title: \"Errors\", message: \"Looking\",
+                     components: [{ componentId: $c, status: DOWN }], publish: $p }) { id } }";
+        app.gql(query, json!({ "c": component, "p": publish }))
+    };
+    let incident = open(true).await["createIncident"]["id"].clone();
+    let draft = open(false).await["createIncident"]["id"].clone();
+    let resolved = open(true).await["createIncident"]["id"].clone();
+    app.gql(
+        "mutation($i: ID!) { resolveIncident(input: { incidentId: $i }) { id } }",
+        json!({ "i": resolved }),
+    )
+    .await;
+    let now = chrono::Utc::now();
+    let (starts, ends) = (now + chrono::Duration::hours(1), now + chrono::Duration::hours(3));
+    let window = app
+        .gql(
+            "mutation($s: DateTime!, $e: DateTime!) { scheduleMaintenance(input: { title: \"Upgrade\", startsAt: $s, endsAt: $e }) { id } }",
+            json!({ "s": starts.to_rfc3339(), "e": ends.to_rfc3339() }),
+        )
+        .await["scheduleMaintenance"]["id"]
+        .clone();
+    json!({
+        "componentId": component, "incidentId": incident, "draftIncidentId": draft,
+        "resolvedIncidentId": resolved, "scheduledMaintenanceId": window,
+        "startsAt": starts.to_rfc3339(), "endsAt": ends.to_rfc3339(),
     })
 }
 

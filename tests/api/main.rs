@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP and WebSocket.
 
 mod activity;
+mod auto_incidents;
 mod contracts;
 mod deploys;
 mod errors;
@@ -15,6 +16,7 @@ mod recovery;
 mod reports;
 mod resources;
 mod scaling;
+mod status_page;
 mod statuses;
 mod stuck;
 mod transport;

@@ -21,6 +21,7 @@ pub mod selector;
 pub mod service;
 pub mod service_input;
 pub mod status_event;
+pub mod status_page;
 pub mod step;
 pub mod trigger;
 pub mod viewer;
