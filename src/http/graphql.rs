@@ -20,16 +20,14 @@ pub async fn graphiql() -> Html<String> {
 
 /// Queries and mutations in a JSON body.
 pub async fn post(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    count(&state);
     let request = request.into_inner().data(state.principal());
-    state.schema.execute(request).await.into()
+    execute_counted(&state, request).await.into()
 }
 
 /// `GET /graphql`: a WebSocket upgrade for subscriptions, or a query in the
 /// query string. Mutations are refused with 405: a GET must not change
 /// anything.
 pub async fn get(State(state): State<AppState>, request: Request) -> Response {
-    count(&state);
     let (mut parts, body) = request.into_parts();
     let wants_upgrade = parts
         .headers
@@ -54,7 +52,7 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
             .into_response();
     }
     let request = request.data(state.principal());
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    GraphQLResponse::from(execute_counted(&state, request).await).into_response()
 }
 
 /// Whether the operation the request would run is a mutation.
@@ -93,6 +91,12 @@ async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> R
     })
 }
 
-fn count(state: &AppState) {
-    state.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+/// Runs `request` and counts it under its operation name and outcome,
+/// with its latency (`/metrics`).
+async fn execute_counted(state: &AppState, request: async_graphql::Request) -> async_graphql::Response {
+    let started = std::time::Instant::now();
+    let name = super::requests::operation_name(&request);
+    let response = state.schema.execute(request).await;
+    state.requests.record(&name, &response, started.elapsed());
+    response
 }

@@ -7,10 +7,10 @@ mod health;
 mod hooks;
 mod logs;
 mod reports;
+pub mod requests;
 mod ws;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -39,7 +39,8 @@ pub struct AppState {
     shutdown: CancellationToken,
     /// WebSocket sessions count as tasks, so shutdown waits for them.
     tasks: TaskTracker,
-    requests: Arc<AtomicU64>,
+    /// GraphQL requests by operation name and outcome (`/metrics`).
+    requests: Arc<requests::RequestMetrics>,
     /// How long a WebSocket client has to send `connection_init`.
     connection_init_timeout: std::time::Duration,
 }
