@@ -118,6 +118,15 @@ fn writable(db: &Database) -> bool {
     db.begin_write().and_then(|txn| txn.abort().map_err(Into::into)).is_ok()
 }
 
+/// Marks the store unhealthy if storage failed, before any job of the
+/// failed batch is answered: a client told of the failure then finds
+/// `/readyz` not ready.
+fn mark_if_failed(db: &Database, stats: &StoreStats) {
+    if !writable(db) {
+        stats.set_healthy(false);
+    }
+}
+
 /// Marks the store unhealthy, closes the failed handle and opens the file
 /// again, retrying with a back-off while it fails. Jobs that arrive
 /// meanwhile are answered at once with an internal error. Returns `None`
@@ -131,7 +140,14 @@ fn reopen(shared: &Shared, open: &Opener, jobs: &mpsc::Receiver<Box<dyn Job>>) -
         // The old handle closes once the reads still using it are done.
         old = old.and_then(|db| Arc::try_unwrap(db).err());
         if old.is_none() {
-            match open() {
+            // Opening may not write at all: an empty commit proves that
+            // writes and syncs work again.
+            let opened = open().map_err(|e| e.to_string()).and_then(|db| {
+                let txn = db.begin_write().map_err(|e| e.to_string())?;
+                txn.commit().map_err(|e| e.to_string())?;
+                Ok(db)
+            });
+            match opened {
                 Ok(db) => {
                     let db = Arc::new(db);
                     shared.put(db.clone());
@@ -179,6 +195,9 @@ fn run_batch(db: &Database, bus: &EventBus, stats: &StoreStats, mut batch: Vec<B
             // The job failed after writing: the transaction was dropped.
             // Give it its error, and the others a transaction of their own.
             let internal = matches!(error, DomainError::Internal(_));
+            if internal {
+                mark_if_failed(db, stats);
+            }
             let failed = batch.remove(index);
             failed.finish(Err(error));
             let mut any = internal;
@@ -195,6 +214,7 @@ fn run_batch(db: &Database, bus: &EventBus, stats: &StoreStats, mut batch: Vec<B
         Err(BatchError::Storage(error)) => {
             StoreStats::add(&stats.commit_failures, 1);
             tracing::error!(%error, jobs = batch.len(), "write transaction failed");
+            mark_if_failed(db, stats);
             for job in batch {
                 job.finish(Err(clone_error(&error)));
             }

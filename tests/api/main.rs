@@ -5,6 +5,7 @@ mod contracts;
 mod deploys;
 mod errors;
 mod healing;
+mod health;
 mod helpers;
 mod hooks;
 mod logs;
