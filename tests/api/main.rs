@@ -2,6 +2,7 @@
 
 mod activity;
 mod contracts;
+mod crash;
 mod deploys;
 mod errors;
 mod healing;
