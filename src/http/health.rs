@@ -62,7 +62,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.requests.render(&mut out);
     // Operations by status: a scan of the status index (none while
     // storage is failing).
-    if let Ok(counts) = state.store.read(|r| operations::count_by_status(r)).await {
+    if let Ok(counts) = state.store.read(operations::count_by_status).await {
         family(&mut out, "opsgraph_operations", "gauge", "Operations stored, by status.");
         for (status, n) in counts {
             sample(&mut out, "opsgraph_operations", &format!("status=\"{}\"", status.as_str()), n);

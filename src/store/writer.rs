@@ -223,6 +223,10 @@ fn run_batch(db: &Database, bus: &EventBus, stats: &StoreStats, mut batch: Vec<B
     }
 }
 
+/// What a committed batch leaves to do: the events to publish, per job the
+/// error of a job refused before it wrote, and the log lines committed.
+type Committed = (Vec<Event>, Vec<Option<DomainError>>, u64);
+
 enum BatchError {
     /// A job failed (or panicked) after it had written: the whole
     /// transaction must go.
@@ -237,7 +241,7 @@ fn try_batch(
     db: &Database,
     stats: &StoreStats,
     batch: &mut [Box<dyn Job>],
-) -> std::result::Result<(Vec<Event>, Vec<Option<DomainError>>, u64), BatchError> {
+) -> std::result::Result<Committed, BatchError> {
     let txn = db.begin_write().map_err(|e| BatchError::Storage(internal(e)))?;
     let mut events = Vec::new();
     let mut refused = Vec::with_capacity(batch.len());
