@@ -62,6 +62,12 @@ impl Application {
     /// Opens the database and binds the listener; nothing is served yet.
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
         let store = Store::open_with_cache(&args.db, args.cache_mb << 20)?;
+        Self::build_on(args, store).await
+    }
+
+    /// [`Application::build`] over a store the caller opened on `args.db`
+    /// (tests run the server over a backend that fails on demand).
+    pub async fn build_on(args: ServeArgs, store: Store) -> anyhow::Result<Self> {
         let org = store
             .write(|tx| resources::ensure_first_organization(tx, FIRST_ORGANIZATION))
             .await

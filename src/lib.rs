@@ -25,6 +25,8 @@
 //!   metrics.
 //! - [`app`] — wires everything, runs recovery, shuts down gracefully.
 //! - [`config`] — the command line (`clap`, with environment fallbacks).
+//! - [`telemetry`] — lock-free counters and histograms for `/metrics`;
+//!   imports nothing of the project, so every layer may record into it.
 
 pub mod app;
 pub mod config;
@@ -33,6 +35,7 @@ pub mod engine;
 pub mod graphql;
 pub mod http;
 pub mod store;
+pub mod telemetry;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

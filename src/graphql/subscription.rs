@@ -18,7 +18,7 @@ use super::types::recovery::RecoveryProgressObject;
 use super::types::status_event::StatusEventNode;
 use crate::domain::{DomainError, EnvironmentId, LogLine, MaintenanceId, OperationId, ServiceId};
 use crate::engine::maintenance::CampaignStatus;
-use crate::store::events::LiveLines;
+use crate::store::events::{Feed, Following, LiveLines};
 use crate::store::logs::{self, Log};
 use crate::store::{Event, operations, resources, statuses};
 
@@ -70,7 +70,7 @@ impl Subscription {
         };
         let max_lag = s.app.limits.slow_consumer_lag;
         let feed = replay_then_live(events, after, max_lag, read, classify, |e| e.seq);
-        Ok(one_by_one(feed, OperationEventNode))
+        Ok(counted(one_by_one(feed, OperationEventNode), s.store().events().following(Feed::OperationEvents)))
     }
 
     /// Every change of a running status (of an instance, a service or the
@@ -108,7 +108,7 @@ impl Subscription {
         };
         let max_lag = s.app.limits.slow_consumer_lag;
         let feed = replay_then_live(events, after, max_lag, read, classify, |e| e.seq);
-        Ok(one_by_one(feed, StatusEventNode))
+        Ok(counted(one_by_one(feed, StatusEventNode), s.store().events().following(Feed::StatusChanges)))
     }
 
     /// The recovery queue of platform redeploys: its state now, then every
@@ -201,6 +201,10 @@ fn log_feed(
 ) -> impl Stream<Item = Result<LogBatch>> + Send + use<> {
     let store = s.store().clone();
     let events = store.events().subscribe();
+    let following = store.events().following(match log {
+        Log::Operation(_) => Feed::OperationLogs,
+        Log::Service(_) => Feed::ServiceLogs,
+    });
     let read = move |after| {
         let store = store.clone();
         async move {
@@ -236,6 +240,7 @@ fn log_feed(
     };
     let max_lag = s.app.limits.slow_consumer_lag;
     let feed = replay_then_live(events, after, max_lag, read, classify, FedLine::seq);
+    let feed = counted(feed, following);
     feed.filter_map(move |batch| {
         let batch = match batch {
             Ok(lines) => FedLine::batch(lines, &query).map(Ok),
@@ -275,6 +280,15 @@ impl FedLine {
         });
         LogBatch::of(lines.collect())
     }
+}
+
+/// `stream`, with the client counted as a subscriber of its feed for as
+/// long as the stream lives.
+fn counted<S: Stream>(stream: S, following: Following) -> impl Stream<Item = S::Item> {
+    stream.map(move |item| {
+        let _counted = &following;
+        item
+    })
 }
 
 /// A feed of event batches as a stream of single events (events are few;

@@ -129,7 +129,6 @@ fn body_without_data(response: &async_graphql::Response) -> Value {
 
 /// Queries and mutations in a JSON body.
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    count(&state);
     let reply = match start(&headers) {
         Ok(reply) => reply,
         Err(refused) => return *refused,
@@ -155,13 +154,13 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
     match parse_body(&bytes, state.limits.max_batch) {
         Ok(Posted::One(request)) => {
             let request = (*request).data(principal).data(reply.id.clone());
-            reply.graphql(state.schema.execute(request).await)
+            reply.graphql(execute_counted(&state, request).await)
         }
         Ok(Posted::Batch(requests)) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
                 let request = request.data(principal.clone()).data(reply.id.clone());
-                responses.push(state.schema.execute(request).await);
+                responses.push(execute_counted(&state, request).await);
             }
             reply.json(StatusCode::OK, serde_json::to_value(&responses).unwrap_or(Value::Null))
         }
@@ -199,7 +198,6 @@ fn parse_body(bytes: &Bytes, max_batch: usize) -> Result<Posted, (ErrorCode, Str
 /// query string. Mutations are refused with 405: a GET must not change
 /// anything.
 pub async fn get(State(state): State<AppState>, request: Request) -> Response {
-    count(&state);
     let (mut parts, _body) = request.into_parts();
     let wants_upgrade = parts
         .headers
@@ -234,7 +232,7 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
         return refused;
     }
     let request = request.data(principal).data(reply.id.clone());
-    reply.graphql(state.schema.execute(request).await)
+    reply.graphql(execute_counted(&state, request).await)
 }
 
 /// A new request id and the reply type the client accepts (406 if none).
@@ -339,8 +337,14 @@ async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> R
         })
 }
 
-fn count(state: &AppState) {
-    state.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+/// Runs `request`, counted by operation name, outcome and latency for
+/// `/metrics`.
+async fn execute_counted(state: &AppState, request: async_graphql::Request) -> async_graphql::Response {
+    let started = std::time::Instant::now();
+    let name = super::requests::operation_name(&request);
+    let response = state.schema.execute(request).await;
+    state.requests.record(&name, &response, started.elapsed());
+    response
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@ mod hooks;
 mod limits;
 mod logs;
 mod reports;
+pub mod requests;
 mod status;
 mod ws;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -42,7 +42,8 @@ pub struct AppState {
     shutdown: CancellationToken,
     /// WebSocket sessions count as tasks, so shutdown waits for them.
     tasks: TaskTracker,
-    requests: Arc<AtomicU64>,
+    /// GraphQL requests by operation name and outcome (`/metrics`).
+    requests: Arc<requests::RequestMetrics>,
     /// How long a WebSocket client has to send `connection_init`.
     connection_init_timeout: std::time::Duration,
     limits: Arc<TransportLimits>,

@@ -290,11 +290,13 @@ pub struct Tx<'a> {
     /// Whether the job wrote anything: a job that fails before its first
     /// write leaves the shared transaction as it found it.
     pub(crate) wrote: bool,
+    /// Log lines the job appended (counted once committed).
+    pub(crate) lines: u64,
 }
 
 impl<'a> Tx<'a> {
     pub(crate) fn new(txn: &'a WriteTransaction) -> Self {
-        Self { txn, events: Vec::new(), wrote: false }
+        Self { txn, events: Vec::new(), wrote: false, lines: 0 }
     }
 
     /// Reads inside this transaction, seeing its own writes.

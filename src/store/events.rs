@@ -1,6 +1,7 @@
 //! Change events, published to subscribers only after their commit.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,45 @@ impl std::fmt::Debug for LiveLines {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Event>,
+    /// Clients following each kind of feed now (`/metrics`).
+    subscribers: Arc<[AtomicU64; Feed::ALL.len()]>,
+}
+
+/// The feeds clients subscribe to, as `/metrics` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    OperationLogs,
+    ServiceLogs,
+    OperationEvents,
+    StatusChanges,
+}
+
+impl Feed {
+    pub const ALL: [Feed; 4] =
+        [Feed::OperationLogs, Feed::ServiceLogs, Feed::OperationEvents, Feed::StatusChanges];
+
+    /// The name of the GraphQL subscription.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feed::OperationLogs => "operationLogs",
+            Feed::ServiceLogs => "serviceLogs",
+            Feed::OperationEvents => "operationEvents",
+            Feed::StatusChanges => "statusChanges",
+        }
+    }
+}
+
+/// A client counted as following a feed until this is dropped (with the
+/// subscription's stream).
+pub struct Following {
+    count: Arc<[AtomicU64; Feed::ALL.len()]>,
+    feed: usize,
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.count[self.feed].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl EventBus {
@@ -124,7 +164,19 @@ impl EventBus {
     const CAPACITY: usize = 4_096;
 
     pub fn new() -> Self {
-        Self { sender: broadcast::channel(Self::CAPACITY).0 }
+        Self { sender: broadcast::channel(Self::CAPACITY).0, subscribers: Arc::default() }
+    }
+
+    /// Counts a client following `feed` until the guard is dropped.
+    pub fn following(&self, feed: Feed) -> Following {
+        let index = Feed::ALL.iter().position(|f| *f == feed).unwrap_or(0);
+        self.subscribers[index].fetch_add(1, Ordering::Relaxed);
+        Following { count: self.subscribers.clone(), feed: index }
+    }
+
+    /// How many clients follow each feed now.
+    pub fn subscribers(&self) -> Vec<(Feed, u64)> {
+        Feed::ALL.iter().zip(self.subscribers.iter()).map(|(f, n)| (*f, n.load(Ordering::Relaxed))).collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -85,6 +85,7 @@ pub fn append(tx: &mut Tx<'_>, log: Log, lines: &[NewLine]) -> Result<u64> {
         }
     }
     tx.put_rows(table, owner, stored.iter().map(|l| (l.seq, l)))?;
+    tx.lines += stored.len() as u64;
     let bytes: usize = stored.iter().map(|l| l.text.len()).sum();
     let lines = (bytes <= LIVE_BYTES).then(|| Arc::new(LiveLines::new(stored)));
     tx.emit(Event::Log { log, last_seq: seq, lines });

@@ -11,6 +11,8 @@ pub mod activity;
 mod check;
 mod codec;
 pub mod events;
+pub mod faults;
+mod health;
 pub mod hooks;
 pub mod logs;
 pub mod metrics;
@@ -31,6 +33,9 @@ use std::sync::{Arc, mpsc};
 use anyhow::Context;
 use redb::{Database, ReadableDatabase};
 
+pub use faults::StorageFaults;
+pub use health::StoreStats;
+
 pub use access::{Reader, Tx};
 /// The result of a function that runs inside a transaction.
 pub type TxResult<T> = std::result::Result<T, DomainError>;
@@ -44,7 +49,9 @@ type Result<T> = std::result::Result<T, DomainError>;
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// The database (reopened by the writer after a storage failure), and
+    /// the health and figures of storage.
+    shared: Arc<health::Shared>,
     jobs: mpsc::SyncSender<Box<dyn writer::Job>>,
     bus: EventBus,
     /// Turns `true` when the writer thread has stopped and let go of the
@@ -67,29 +74,56 @@ impl Store {
     /// `cache_bytes`, checks or migrates its schema and starts the writer
     /// thread.
     pub fn open_with_cache(path: &Path, cache_bytes: usize) -> anyhow::Result<Self> {
+        let path = path.to_owned();
+        Self::open_with(&path.clone(), move || Database::builder().set_cache_size(cache_bytes).create(&path))
+    }
+
+    /// [`Store::open`] over a backend that fails writes and syncs when
+    /// `faults` says so (tests of storage failures). Reopens after a
+    /// failure go through the same switch.
+    pub fn open_with_faults(path: &Path, faults: StorageFaults) -> anyhow::Result<Self> {
+        let file = path.to_owned();
+        Self::open_with(path, move || {
+            let backend = faults.backend(&file).map_err(redb::StorageError::from)?;
+            Database::builder().set_cache_size(DEFAULT_CACHE_BYTES).create_with_backend(backend)
+        })
+    }
+
+    fn open_with(
+        path: &Path,
+        open: impl Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + 'static,
+    ) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the directory of {}", path.display()))?;
         }
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .with_context(|| format!("opening the database file {}", path.display()))?;
+        let db = open().with_context(|| format!("opening the database file {}", path.display()))?;
         migrations::migrate(&db).with_context(|| format!("preparing {}", path.display()))?;
-        let db = Arc::new(db);
+        let shared = Arc::new(health::Shared::new(Arc::new(db)));
         let bus = EventBus::new();
         // Bounded so that a flood of writes pushes back on its callers.
         let (jobs, receiver) = mpsc::sync_channel(4096);
-        let (thread_db, thread_bus) = (db.clone(), bus.clone());
+        let (thread_shared, thread_bus) = (shared.clone(), bus.clone());
         let (closed_tx, closed) = tokio::sync::watch::channel(false);
         std::thread::Builder::new()
             .name("opsgraph-writer".into())
             .spawn(move || {
-                writer::run(thread_db, thread_bus, receiver);
+                writer::run(thread_shared, Box::new(open), thread_bus, receiver);
                 closed_tx.send_replace(true);
             })
             .context("starting the writer thread")?;
-        Ok(Self { db, jobs, bus, closed })
+        Ok(Self { shared, jobs, bus, closed })
+    }
+
+    /// Whether storage works: `false` from a failed write until the file
+    /// is open again (see [`health`]).
+    pub fn is_healthy(&self) -> bool {
+        self.shared.stats.is_healthy()
+    }
+
+    /// Figures about commits and storage, for `/metrics`.
+    pub fn stats(&self) -> &StoreStats {
+        &self.shared.stats
     }
 
     /// Resolves once every clone of this store is gone and the database
@@ -118,7 +152,7 @@ impl Store {
         F: FnOnce(Reader<'_>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let db = self.db.clone();
+        let db = self.shared.database()?;
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(access::internal)?;
             f(Reader::of_read(&txn))

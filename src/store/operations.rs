@@ -234,6 +234,22 @@ pub fn all_active(r: Reader<'_>) -> Result<Vec<Operation>> {
     ids.into_iter().map(|id| operation_by_id(r, OperationId(id))).collect()
 }
 
+/// How many operations (of every organization) have each status, from the
+/// status index. Reads every entry: O(operations), for `/metrics` scrapes
+/// only.
+pub fn count_by_status(r: Reader<'_>) -> Result<Vec<(OperationStatus, u64)>> {
+    let mut counts = Vec::with_capacity(OperationStatus::ALL.len());
+    for status in OperationStatus::ALL {
+        let mut n = 0;
+        r.scan_index(OPERATIONS_BY_STATUS, status.code(), 0..=u64::MAX, false, |_| {
+            n += 1;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        counts.push((status, n));
+    }
+    Ok(counts)
+}
+
 /// Changes an operation with `change`, keeping its indexes and the event
 /// feed in step. A status change must be allowed by the status machine,
 /// and a final operation never changes again: `INVALID_TRANSITION`, before

@@ -8,16 +8,25 @@
 //! fails or panics after writing aborts the batch; the others are then run
 //! again one per transaction. Either way a failed job never leaves a partial
 //! write and never takes the others down with it.
+//!
+//! A failure of storage itself (a write or fsync that fails) marks the
+//! store unhealthy; the writer then opens the file again before it runs
+//! anything else (see [`super::health`]).
 
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use redb::Database;
 use tokio::sync::oneshot;
 
 use super::access::{Result, Tx, internal};
 use super::events::{Event, EventBus};
+use super::health::{Opener, Shared, StoreStats};
 use crate::domain::DomainError;
+
+/// First and longest wait between two attempts to reopen a failed file.
+const REOPEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
 
 /// Most jobs one commit carries.
 const MAX_BATCH: usize = 512;
@@ -73,9 +82,10 @@ where
     (Box::new(TypedJob { weight: weight.max(1), f, output: None, reply }), rx)
 }
 
-/// Runs jobs from `jobs` until every sender is gone; then drops its handle
-/// on the database.
-pub(crate) fn run(db: Arc<Database>, bus: EventBus, jobs: mpsc::Receiver<Box<dyn Job>>) {
+/// Runs jobs from `jobs` until every sender is gone; then lets go of the
+/// database.
+pub(crate) fn run(shared: Arc<Shared>, open: Opener, bus: EventBus, jobs: mpsc::Receiver<Box<dyn Job>>) {
+    let Ok(mut db) = shared.database() else { return };
     let mut next = None;
     while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
         let mut batch = vec![first];
@@ -90,13 +100,86 @@ pub(crate) fn run(db: Arc<Database>, bus: EventBus, jobs: mpsc::Receiver<Box<dyn
             }
             batch.push(job);
         }
-        run_batch(&db, &bus, batch);
+        let failed = run_batch(&db, &bus, &shared.stats, batch);
+        if failed && !writable(&db) {
+            drop(db);
+            match reopen(&shared, &open, &jobs) {
+                Some(again) => db = again,
+                None => break,
+            }
+        }
+    }
+    drop(shared.take());
+}
+
+/// Whether the database still takes write transactions. redb refuses
+/// them, without any I/O, once a write or sync has failed.
+fn writable(db: &Database) -> bool {
+    db.begin_write().and_then(|txn| txn.abort().map_err(Into::into)).is_ok()
+}
+
+/// Marks the store unhealthy if storage failed, before any job of the
+/// failed batch is answered: a client told of the failure then finds
+/// `/readyz` not ready.
+fn mark_if_failed(db: &Database, stats: &StoreStats) {
+    if !writable(db) {
+        stats.set_healthy(false);
     }
 }
 
-fn run_batch(db: &Database, bus: &EventBus, mut batch: Vec<Box<dyn Job>>) {
-    match try_batch(db, &mut batch) {
-        Ok((events, refused)) => {
+/// Marks the store unhealthy, closes the failed handle and opens the file
+/// again, retrying with a back-off while it fails. Jobs that arrive
+/// meanwhile are answered at once with an internal error. Returns `None`
+/// if every sender went away first.
+fn reopen(shared: &Shared, open: &Opener, jobs: &mpsc::Receiver<Box<dyn Job>>) -> Option<Arc<Database>> {
+    shared.stats.set_healthy(false);
+    tracing::error!("storage failed: reopening the database file");
+    let mut old = shared.take();
+    let mut wait = REOPEN_BACKOFF.0;
+    loop {
+        // The old handle closes once the reads still using it are done.
+        old = old.and_then(|db| Arc::try_unwrap(db).err());
+        if old.is_none() {
+            // Opening may not write at all: an empty commit proves that
+            // writes and syncs work again.
+            let opened = open().map_err(|e| e.to_string()).and_then(|db| {
+                let txn = db.begin_write().map_err(|e| e.to_string())?;
+                txn.commit().map_err(|e| e.to_string())?;
+                Ok(db)
+            });
+            match opened {
+                Ok(db) => {
+                    let db = Arc::new(db);
+                    shared.put(db.clone());
+                    StoreStats::add(&shared.stats.reopens, 1);
+                    shared.stats.set_healthy(true);
+                    tracing::info!("the database file is open again; storage is healthy");
+                    return Some(db);
+                }
+                Err(error) => tracing::warn!(%error, "reopening the database failed; retrying"),
+            }
+        }
+        let until = Instant::now() + wait;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match jobs.recv_timeout(left) {
+                Ok(job) => {
+                    job.finish(Err(DomainError::internal("storage: unavailable while it is reopened")))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+        wait = (wait * 2).min(REOPEN_BACKOFF.1);
+    }
+}
+
+/// Runs a batch and answers its jobs; `true` if something failed with an
+/// internal error (storage may be failing).
+fn run_batch(db: &Database, bus: &EventBus, stats: &StoreStats, mut batch: Vec<Box<dyn Job>>) -> bool {
+    match try_batch(db, stats, &mut batch) {
+        Ok((events, refused, lines)) => {
+            StoreStats::add(&stats.commits, 1);
+            StoreStats::add(&stats.log_lines, lines);
             // Replies first: a writer waiting for its reply is then woken
             // ahead of the (perhaps thousands of) subscribers of its events,
             // and does not queue behind them.
@@ -106,24 +189,43 @@ fn run_batch(db: &Database, bus: &EventBus, mut batch: Vec<Box<dyn Job>>) {
             for event in events {
                 bus.publish(event);
             }
+            false
         }
         Err(BatchError::Job(index, error)) => {
             // The job failed after writing: the transaction was dropped.
             // Give it its error, and the others a transaction of their own.
+            let internal = matches!(error, DomainError::Internal(_));
+            if internal {
+                mark_if_failed(db, stats);
+            }
             let failed = batch.remove(index);
             failed.finish(Err(error));
+            let mut any = internal;
             for job in batch {
-                run_batch(db, bus, vec![job]);
+                if internal && !writable(db) {
+                    // Storage itself failed: no use trying the others here.
+                    job.finish(Err(DomainError::internal("storage: a write failed")));
+                    continue;
+                }
+                any |= run_batch(db, bus, stats, vec![job]);
             }
+            any
         }
         Err(BatchError::Storage(error)) => {
+            StoreStats::add(&stats.commit_failures, 1);
             tracing::error!(%error, jobs = batch.len(), "write transaction failed");
+            mark_if_failed(db, stats);
             for job in batch {
                 job.finish(Err(clone_error(&error)));
             }
+            true
         }
     }
 }
+
+/// What a committed batch leaves to do: the events to publish, per job the
+/// error of a job refused before it wrote, and the log lines committed.
+type Committed = (Vec<Event>, Vec<Option<DomainError>>, u64);
 
 enum BatchError {
     /// A job failed (or panicked) after it had written: the whole
@@ -133,15 +235,17 @@ enum BatchError {
 }
 
 /// Runs every job in one transaction and commits it. Returns the events to
-/// publish and, per job, the error of a job that was refused before it
-/// wrote anything (the others' writes are kept).
+/// publish, per job the error of a job that was refused before it wrote
+/// anything (the others' writes are kept), and the log lines committed.
 fn try_batch(
     db: &Database,
+    stats: &StoreStats,
     batch: &mut [Box<dyn Job>],
-) -> std::result::Result<(Vec<Event>, Vec<Option<DomainError>>), BatchError> {
+) -> std::result::Result<Committed, BatchError> {
     let txn = db.begin_write().map_err(|e| BatchError::Storage(internal(e)))?;
     let mut events = Vec::new();
     let mut refused = Vec::with_capacity(batch.len());
+    let mut lines = 0;
     for (index, job) in batch.iter_mut().enumerate() {
         let mut tx = Tx::new(&txn);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut tx)))
@@ -149,6 +253,7 @@ fn try_batch(
         match outcome {
             Ok(()) => {
                 events.append(&mut tx.events);
+                lines += tx.lines;
                 refused.push(None);
             }
             Err(error) if !tx.wrote => refused.push(Some(error)),
@@ -156,8 +261,10 @@ fn try_batch(
             Err(error) => return Err(BatchError::Job(index, error)),
         }
     }
+    let started = Instant::now();
     txn.commit().map_err(|e| BatchError::Storage(internal(e)))?;
-    Ok((events, refused))
+    stats.commit_latency.observe(started.elapsed());
+    Ok((events, refused, lines))
 }
 
 /// Storage errors are shared by every job of a failed batch.

@@ -53,6 +53,22 @@ impl TestApp {
         args.shutdown_grace_ms = 2_000;
         configure(&mut args);
         let app = Application::build(args).await.expect("build the app");
+        Self::start(app, dir).await
+    }
+
+    /// A server over a new database whose writes and syncs fail when
+    /// `faults` says so.
+    pub async fn spawn_with_faults(faults: opsgraph::store::StorageFaults) -> Self {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        let db = dir.path().join("opsgraph.redb");
+        let store = opsgraph::store::Store::open_with_faults(&db, faults).expect("open the store");
+        let mut args = ServeArgs::new(db, "127.0.0.1:0".parse().unwrap());
+        args.shutdown_grace_ms = 2_000;
+        let app = Application::build_on(args, store).await.expect("build the app");
+        Self::start(app, dir).await
+    }
+
+    async fn start(app: Application, dir: std::sync::Arc<tempfile::TempDir>) -> Self {
         let port = app.port();
         let store = Some(app.store());
         let shutdown = app.shutdown_token();

@@ -3,9 +3,11 @@
 mod activity;
 mod auto_incidents;
 mod contracts;
+mod crash;
 mod deploys;
 mod errors;
 mod healing;
+mod health;
 mod helpers;
 mod hooks;
 mod logs;
