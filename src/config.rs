@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
+    /// Run the server with demo data: the same as `serve --demo`.
+    Demo(ServeArgs),
     /// Print the GraphQL schema (SDL) to standard output.
     ExportSchema,
 }
@@ -78,6 +80,12 @@ pub struct ServeArgs {
     #[arg(long, env = "OPSGRAPH_METRICS_RETENTION_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub metrics_retention_hours: u64,
+    /// Seed demo data once the server is up: two environments whose
+    /// services run on this machine, with a history of deploys (successful,
+    /// failed, cancelled, a platform redeploy). Only into an organization
+    /// that has no environment yet; otherwise it does nothing.
+    #[arg(long, env = "OPSGRAPH_DEMO")]
+    pub demo: bool,
 }
 
 /// The default of `--cache-mb`: the store's default cache.
@@ -102,6 +110,7 @@ impl ServeArgs {
             connection_init_timeout_ms: 10_000,
             metrics_interval_ms: 10_000,
             metrics_retention_hours: 24,
+            demo: false,
         }
     }
 
@@ -142,6 +151,11 @@ mod tests {
         let cli = Cli::try_parse_from(["opsgraph", "--metrics-retention-hours", "168"]).unwrap();
         assert_eq!(cli.serve.metrics_retention_hours, 168);
         assert!(Cli::try_parse_from(["opsgraph", "--metrics-retention-hours", "0"]).is_err());
+        assert!(!cli.serve.demo);
+        let cli = Cli::try_parse_from(["opsgraph", "--demo"]).unwrap();
+        assert!(cli.serve.demo);
+        let cli = Cli::try_parse_from(["opsgraph", "demo", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Demo(_))));
         let cli = Cli::try_parse_from(["opsgraph", "export-schema"]).unwrap();
         assert!(matches!(cli.command, Some(Command::ExportSchema)));
     }

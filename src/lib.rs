@@ -21,11 +21,13 @@
 //!   errors become GraphQL errors with `extensions.code`.
 //! - [`http`] — axum routes: GraphQL over HTTP and WebSocket, GraphiQL, log
 //!   downloads, health and metrics.
+//! - [`demo`] — demo data, seeded through the GraphQL schema as one caller.
 //! - [`app`] — wires everything, runs recovery, shuts down gracefully.
 //! - [`config`] — the command line (`clap`, with environment fallbacks).
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod graphql;

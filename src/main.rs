@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use opsgraph::app::Application;
-use opsgraph::config::{Cli, Command};
+use opsgraph::config::{Cli, Command, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: GraphQL execution allocates a small value per resolved field;
@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Serve(args)) => args,
+        Some(Command::Demo(args)) => ServeArgs { demo: true, ..args },
         None => cli.serve,
     };
     tracing_subscriber::fmt()
@@ -28,7 +29,9 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(args).await?;
     let shutdown = app.shutdown_token();
     // The address goes to stdout so scripts and tests can read it.
-    println!("opsgraph listening on http://127.0.0.1:{}/ (GraphiQL)", app.port());
+    let base = format!("http://127.0.0.1:{}", app.port());
+    println!("opsgraph listening on {base}/ (GraphiQL)");
+    println!("console: {base}/console");
     tokio::spawn(async move {
         opsgraph::shutdown_signal().await;
         tracing::info!("shutdown signal received");

@@ -1,22 +1,15 @@
-//! `/graphql` over HTTP (POST, and GET for queries) and WebSocket, and
-//! GraphiQL at `/`.
+//! `/graphql` over HTTP (POST, and GET for queries) and WebSocket.
 
 use async_graphql::Executor;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::{AppState, ws};
 use crate::domain::ErrorCode;
 use crate::graphql::error::server_error;
-
-/// GraphiQL, pointed at `/graphql` for queries and subscriptions.
-pub async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish())
-}
 
 /// Queries and mutations in a JSON body.
 pub async fn post(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {

@@ -1,7 +1,8 @@
-//! HTTP routes: GraphQL over HTTP and WebSocket, GraphiQL, log downloads,
-//! health and metrics. Imports `graphql`, `engine` and `store`; holds no
+//! HTTP routes: GraphQL over HTTP and WebSocket, GraphiQL and the live
+//! console (with their embedded assets), log downloads, health and metrics. Imports `graphql`, `engine` and `store`; holds no
 //! business rules.
 
+mod assets;
 mod graphql;
 mod health;
 mod hooks;
@@ -111,7 +112,9 @@ pub(crate) fn coded_response(status: StatusCode, code: ErrorCode, message: &str)
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(graphql::graphiql))
+        .route("/", get(assets::graphiql))
+        .route("/console", get(assets::console))
+        .route("/assets/{*path}", get(assets::asset))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/operations/{id}/logs", get(logs::operation_logs))
         .route("/services/{id}/logs", get(logs::service_logs))
