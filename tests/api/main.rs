@@ -1,7 +1,10 @@
 //! Integration tests over real HTTP and WebSocket.
 
 mod activity;
+mod browser;
+mod cdp;
 mod contracts;
+mod demo;
 mod deploys;
 mod errors;
 mod healing;
