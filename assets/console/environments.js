@@ -58,8 +58,8 @@
       h("p", { class: "statusline" }, dot(env.runningStatus.value, env.runningStatus.reason), label(env.deploymentStatus)),
       h("ul", { class: "plain" }, env.services.nodes.map((s) =>
         h("li", { class: "service-row", "data-service": s.id },
-          h("span", { class: "name" }, s.name), " ", dot(s.runningStatus.value), " ", label(s.deploymentStatus),
-          h("span", { class: "muted" }, " · " + s.instances.length + (s.instances.length === 1 ? " instance" : " instances"))))));
+          h("span", { class: "name" }, s.name), dot(s.runningStatus.value), label(s.deploymentStatus),
+          h("span", { class: "muted count" }, s.instances.length + (s.instances.length === 1 ? " instance" : " instances"))))));
   }
 
   const ENVIRONMENT = `query($id: ID!, $after: String) {

@@ -62,14 +62,14 @@
           op.rollback !== "NOT_NEEDED" ? h("span", { class: "muted" }, " rollback " + op.rollback) : null));
       const focused = document.activeElement && document.activeElement.id;
       replace(actions, 
-        FINAL.has(op.status) ? null : h("button", { type: "button", id: "cancel", class: "danger", onclick: cancel }, "Cancel"),
+        FINAL.has(op.status) ? null : h("button", { type: "button", id: "cancel", class: "danger", onclick: () => cancel(false) }, "Cancel"),
         op.status === "CANCELLING" ? h("button", { type: "button", id: "force-cancel", class: "danger", onclick: () => cancel(true) }, "Force cancel") : null,
         op.canRedeploy ? h("button", { type: "button", id: "redeploy-this", onclick: () => Pages.act("redeploy",
           { type: "RedeployInput", value: { operationId: op.id, source: "CONSOLE" } }, "Redeploy") }, "Redeploy this commit") : null);
       if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
       replace(facts, 
         h("dt", {}, "Service"), h("dd", {}, op.service ? op.serviceName : op.serviceName + " (deleted)"),
-        h("dt", {}, "Commit"), h("dd", {}, h("code", {}, op.commit || "—"), op.previousCommit ? " (was " + op.previousCommit + ")" : ""),
+        h("dt", {}, "Commit"), h("dd", {}, h("code", {}, op.commit || "—"), op.previousCommit && op.previousCommit !== op.commit ? " (was " + op.previousCommit + ")" : ""),
         h("dt", {}, "Trigger"), h("dd", {}, trigger(op.trigger)),
         h("dt", {}, "Queued"), h("dd", {}, when(op.queuedAt)),
         h("dt", {}, "Started"), h("dd", {}, when(op.startedAt)),

@@ -133,6 +133,9 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     browser.wait_until("CANCELLED", &format!("{STATUS} === 'CANCELLED'")).await;
     browser.wait_until("the complete log", "document.getElementById('log').dataset.complete === 'true'").await;
     assert_every_line_once(&mut browser, &app, &cancelled).await;
+    let log = browser.eval("document.getElementById('log').innerText").await;
+    let log = log.as_str().unwrap();
+    assert!(log.contains("cancel requested by") && !log.contains("forced"), "a plain cancel:\n{log}");
     assert_eq!(app.operation(&cancelled).await["status"], "CANCELLED");
     browser.screenshot(&shots.join("05-operation-cancelled.png")).await;
 
@@ -197,12 +200,12 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     browser.wait_until("the timeline", "document.querySelectorAll('.timeline [data-operation]').length >= 5").await;
     let overflow = browser.eval("document.documentElement.scrollWidth - window.innerWidth").await;
     assert!(overflow.as_i64().unwrap() <= 0, "the page is {overflow} px wider than the phone");
-    browser.screenshot(&shots.join("07-phone-environment.png")).await;
+    browser.screenshot_up_to(&shots.join("07-phone-environment.png"), 1688.0).await;
     browser.goto(&format!("{base}/console#/operations/{deploy}")).await;
     browser.wait_until("the log", "document.getElementById('log').dataset.complete === 'true'").await;
     let overflow = browser.eval("document.documentElement.scrollWidth - window.innerWidth").await;
     assert!(overflow.as_i64().unwrap() <= 0, "the page is {overflow} px wider than the phone");
-    browser.screenshot(&shots.join("08-phone-operation.png")).await;
+    browser.screenshot_up_to(&shots.join("08-phone-operation.png"), 1688.0).await;
 
     // What went over the wire: the token on every request and in every
     // connection_init, nothing from any other host, no error in the page.

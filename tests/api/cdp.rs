@@ -246,10 +246,15 @@ impl Browser {
 
     /// Saves a PNG of the whole page (up to 4000 px tall) to `path`.
     pub async fn screenshot(&mut self, path: &Path) {
+        self.screenshot_up_to(path, 4000.0).await;
+    }
+
+    /// Saves a PNG of the top of the page, at most `max_height` px tall.
+    pub async fn screenshot_up_to(&mut self, path: &Path, max_height: f64) {
         let metrics = self.call("Page.getLayoutMetrics", json!({})).await;
         let size = &metrics["cssContentSize"];
         let width = size["width"].as_f64().unwrap_or(1280.0);
-        let height = size["height"].as_f64().unwrap_or(900.0).min(4000.0);
+        let height = size["height"].as_f64().unwrap_or(900.0).min(max_height);
         let shot = self
             .call(
                 "Page.captureScreenshot",
