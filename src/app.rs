@@ -150,8 +150,19 @@ impl Application {
     /// are (start-up recovery ends them next time), every instance process
     /// is stopped, and the database file is closed before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, engine, executor, shutdown, tasks, ready, grace, schedule, demo, demo_seeded } =
-            self;
+        let Self {
+            listener,
+            state,
+            engine,
+            executor,
+            shutdown,
+            tasks,
+            ready,
+            grace,
+            schedule,
+            demo,
+            demo_seeded,
+        } = self;
         let router = http::router(state);
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {

@@ -154,7 +154,10 @@ impl Demo<'_> {
     async fn service(&self, env: &str, mut input: Value) -> anyhow::Result<String> {
         input["environmentId"] = json!(env);
         let data = self
-            .run("mutation($i: CreateServiceInput!) { createService(input: $i) { id } }", json!({ "i": input }))
+            .run(
+                "mutation($i: CreateServiceInput!) { createService(input: $i) { id } }",
+                json!({ "i": input }),
+            )
             .await?;
         id(&data["createService"])
     }
@@ -193,7 +196,8 @@ impl Demo<'_> {
 
     /// Waits until the operation reaches `status`.
     async fn wait_status(&self, env: &str, op: &str, status: &str) -> anyhow::Result<()> {
-        let query = "subscription($e: ID!) { operationEvents(environmentId: $e) { status operation { id } } }";
+        let query =
+            "subscription($e: ID!) { operationEvents(environmentId: $e) { status operation { id } } }";
         let found = self
             .follow(query, json!({ "e": env }), |d| {
                 let event = &d["operationEvents"];
@@ -216,7 +220,8 @@ impl Demo<'_> {
         let found = self
             .follow(query, json!({ "e": env }), |d| {
                 let op = &d["operationEvents"]["operation"];
-                (op["trigger"]["kind"] == "PLATFORM").then(|| op["id"].as_str().unwrap_or_default().to_owned())
+                (op["trigger"]["kind"] == "PLATFORM")
+                    .then(|| op["id"].as_str().unwrap_or_default().to_owned())
             })
             .await?;
         found.context("the operation feed ended")

@@ -20,7 +20,6 @@ macro_rules! asset {
     };
 }
 
-
 /// Every file the pages load. Vendored files (`vendor/`) never change
 /// under a given build; the project's own are small and revalidated.
 static ASSETS: &[Asset] = &[

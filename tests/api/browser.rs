@@ -40,7 +40,8 @@ fn click(selector: &str, text: Option<&str>) -> String {
 }
 
 /// The `data-seq` of every log line shown, in order.
-const SHOWN_SEQS: &str = "[...document.querySelectorAll('#log [data-seq]')].map((e) => Number(e.dataset.seq))";
+const SHOWN_SEQS: &str =
+    "[...document.querySelectorAll('#log [data-seq]')].map((e) => Number(e.dataset.seq))";
 const STATUS: &str = "document.querySelector('#operation-status [data-status]')?.dataset.status";
 
 #[tokio::test]
@@ -61,25 +62,36 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     assert!(headers.as_str().unwrap().contains(&format!("Bearer {token}")), "headers: {headers}");
     browser.eval(&click(".graphiql-execute-button", None)).await;
     browser
-        .wait_until("the query's answer", "document.querySelector('.result-window')?.innerText.includes('production')")
+        .wait_until(
+            "the query's answer",
+            "document.querySelector('.result-window')?.innerText.includes('production')",
+        )
         .await;
     browser.screenshot(&shots.join("01-graphiql.png")).await;
 
     // The console: the environments with their dots and labels.
     browser.goto(&format!("{base}/console?token={token}")).await;
-    browser.wait_until("the environments", "document.querySelectorAll('[data-environment]').length === 2").await;
+    browser
+        .wait_until("the environments", "document.querySelectorAll('[data-environment]').length === 2")
+        .await;
     assert_eq!(browser.eval("location.search").await, "", "the token left the address");
     let production = browser
         .eval("document.querySelector('[data-environment] h2').textContent + ' ' + document.querySelector('[data-environment] [data-running]').dataset.running")
         .await;
     assert_eq!(production, "production RUNNING");
-    browser.wait_until("the live connection", "document.getElementById('connection').dataset.state === 'live'").await;
+    browser
+        .wait_until("the live connection", "document.getElementById('connection').dataset.state === 'live'")
+        .await;
     browser.screenshot(&shots.join("02-environments.png")).await;
 
     // An environment: services, instances, and the demo's history.
     browser.eval(&click("[data-environment] h2 a", Some("production"))).await;
-    browser.wait_until("the timeline", "document.querySelectorAll('.timeline [data-operation]').length >= 5").await;
-    let outcomes = browser.eval("[...document.querySelectorAll('.timeline [data-outcome]')].map((e) => e.dataset.outcome)").await;
+    browser
+        .wait_until("the timeline", "document.querySelectorAll('.timeline [data-operation]').length >= 5")
+        .await;
+    let outcomes = browser
+        .eval("[...document.querySelectorAll('.timeline [data-outcome]')].map((e) => e.dataset.outcome)")
+        .await;
     for outcome in ["SUCCEEDED", "FAILED", "CANCELLED"] {
         assert!(outcomes.as_array().unwrap().contains(&json!(outcome)), "{outcome} in {outcomes}");
     }
@@ -94,17 +106,28 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     browser.eval(&format!("document.getElementById('commit-{web}').focus()")).await;
     browser.type_text("9d3b1f0").await;
     browser.eval(&click(&format!("#deploy-{web}"), None)).await;
-    let deploy = browser.wait_until("the operation page", "location.hash.match(/^#\\/operations\\/(op_\\d+)$/)?.[1]").await;
+    let deploy = browser
+        .wait_until("the operation page", "location.hash.match(/^#\\/operations\\/(op_\\d+)$/)?.[1]")
+        .await;
     let deploy = deploy.as_str().unwrap().to_owned();
-    browser.wait_until("the build's lines", "document.getElementById('log').innerText.includes('compiling module 1 of 4')").await;
+    browser
+        .wait_until(
+            "the build's lines",
+            "document.getElementById('log').innerText.includes('compiling module 1 of 4')",
+        )
+        .await;
     browser.wait_until("DEPLOYMENT_OK", &format!("{STATUS} === 'DEPLOYMENT_OK'")).await;
-    browser.wait_until("the complete log", "document.getElementById('log').dataset.complete === 'true'").await;
+    browser
+        .wait_until("the complete log", "document.getElementById('log').dataset.complete === 'true'")
+        .await;
     let log = browser.eval("document.getElementById('log').innerText").await;
     for line in ["building web at 9d3b1f0", "48 tests passed", "finished: DEPLOYMENT_OK"] {
         assert!(log.as_str().unwrap().contains(line), "`{line}` in the log:\n{log}");
     }
     assert_every_line_once(&mut browser, &app, &deploy).await;
-    let steps = browser.eval("[...document.querySelectorAll('[data-step-status]')].map((e) => e.dataset.stepStatus)").await;
+    let steps = browser
+        .eval("[...document.querySelectorAll('[data-step-status]')].map((e) => e.dataset.stepStatus)")
+        .await;
     assert!(steps.as_array().unwrap().iter().all(|s| s == "SUCCEEDED"), "{steps}");
     browser.screenshot(&shots.join("04-operation-deployed.png")).await;
 
@@ -119,19 +142,28 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     browser.goto(&format!("{base}/console#/environments/{}", env_id(&app, "production").await)).await;
     browser.wait_until("the services", &format!("document.getElementById('redeploy-{api}')")).await;
     browser.eval(&click(&format!("#redeploy-{api}"), None)).await;
-    let cancelled = browser.wait_until("the operation page", "location.hash.match(/^#\\/operations\\/(op_\\d+)$/)?.[1]").await;
+    let cancelled = browser
+        .wait_until("the operation page", "location.hash.match(/^#\\/operations\\/(op_\\d+)$/)?.[1]")
+        .await;
     let cancelled = cancelled.as_str().unwrap().to_owned();
-    browser.wait_until("the first units", "document.getElementById('log').innerText.includes('compiling unit 3')").await;
+    browser
+        .wait_until(
+            "the first units",
+            "document.getElementById('log').innerText.includes('compiling unit 3')",
+        )
+        .await;
     let before = browser.eval(&format!("{SHOWN_SEQS}.length")).await.as_u64().unwrap();
     browser.eval("Console.socket.drop()").await;
-    browser.wait_until("a reconnect", "Console.socket.connects >= 2 && Console.socket.state === 'live'").await;
     browser
-        .wait_until("lines after the reconnect", &format!("{SHOWN_SEQS}.length >= {} ", before + 5))
+        .wait_until("a reconnect", "Console.socket.connects >= 2 && Console.socket.state === 'live'")
         .await;
+    browser.wait_until("lines after the reconnect", &format!("{SHOWN_SEQS}.length >= {} ", before + 5)).await;
     assert_eq!(browser.eval(STATUS).await, "BUILDING");
     browser.eval(&click("#cancel", None)).await;
     browser.wait_until("CANCELLED", &format!("{STATUS} === 'CANCELLED'")).await;
-    browser.wait_until("the complete log", "document.getElementById('log').dataset.complete === 'true'").await;
+    browser
+        .wait_until("the complete log", "document.getElementById('log').dataset.complete === 'true'")
+        .await;
     assert_every_line_once(&mut browser, &app, &cancelled).await;
     let log = browser.eval("document.getElementById('log').innerText").await;
     let log = log.as_str().unwrap();
@@ -141,7 +173,9 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
 
     // The activity report of the period, downloaded as CSV.
     browser.eval(&click(".crumbs a", Some("production"))).await;
-    browser.wait_until("the report link", "document.getElementById('report-csv')?.getAttribute('href')").await;
+    browser
+        .wait_until("the report link", "document.getElementById('report-csv')?.getAttribute('href')")
+        .await;
     browser.eval(&click("#report-csv", None)).await;
     let done = browser
         .wait_event("the CSV download", |e| {
@@ -155,7 +189,8 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
         .find(|p| p.extension().is_some_and(|x| x == "csv"))
         .unwrap_or_else(|| panic!("no CSV among the downloads ({done})"));
     let csv = std::fs::read_to_string(&file).unwrap();
-    let rows: Vec<Vec<&str>> = csv.split("\r\n").filter(|l| !l.is_empty()).map(|l| l.split(',').collect()).collect();
+    let rows: Vec<Vec<&str>> =
+        csv.split("\r\n").filter(|l| !l.is_empty()).map(|l| l.split(',').collect()).collect();
     assert_eq!(rows[0][..3], ["operation_id", "queued_at", "started_at"], "{csv}");
     let status_of = |op: &str| rows.iter().find(|r| r[0] == op).map(|r| r[7].to_owned());
     assert_eq!(status_of(&deploy).as_deref(), Some("DEPLOYMENT_OK"), "{csv}");
@@ -179,7 +214,9 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     let outline = browser.eval("getComputedStyle(document.activeElement).outlineStyle").await;
     assert_ne!(outline, "none", "the focused button shows its focus");
     browser.press("Enter", false).await;
-    let redeploy = browser.wait_until("the redeploy's page", "location.hash.match(/^#\\/operations\\/(op_\\d+)$/)?.[1]").await;
+    let redeploy = browser
+        .wait_until("the redeploy's page", "location.hash.match(/^#\\/operations\\/(op_\\d+)$/)?.[1]")
+        .await;
     browser.wait_until("DEPLOYMENT_OK", &format!("{STATUS} === 'DEPLOYMENT_OK'")).await;
     let op = app.operation(redeploy.as_str().unwrap()).await;
     assert_eq!((op["type"].as_str(), op["trigger"]["source"].as_str()), (Some("REDEPLOY"), Some("CONSOLE")));
@@ -189,7 +226,8 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     if schema_has_status_page(&app).await {
         browser.wait_until("the status page", "document.querySelector('#status-page .status-item')").await;
     } else {
-        let notice = browser.wait_until("the notice", "document.getElementById('status-missing')?.innerText").await;
+        let notice =
+            browser.wait_until("the notice", "document.getElementById('status-missing')?.innerText").await;
         assert!(notice.as_str().unwrap().contains("does not serve a status page yet"), "{notice}");
     }
     browser.screenshot(&shots.join("06-status.png")).await;
@@ -197,7 +235,9 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
     // A phone: one column, nothing wider than the screen.
     browser.viewport(390, 844, true).await;
     browser.goto(&format!("{base}/console#/environments/{}", env_id(&app, "production").await)).await;
-    browser.wait_until("the timeline", "document.querySelectorAll('.timeline [data-operation]').length >= 5").await;
+    browser
+        .wait_until("the timeline", "document.querySelectorAll('.timeline [data-operation]').length >= 5")
+        .await;
     let overflow = browser.eval("document.documentElement.scrollWidth - window.innerWidth").await;
     assert!(overflow.as_i64().unwrap() <= 0, "the page is {overflow} px wider than the phone");
     browser.screenshot_up_to(&shots.join("07-phone-environment.png"), 1688.0).await;
@@ -245,16 +285,27 @@ fn assert_credentials_and_no_cdn(events: &[Value], app: &TestApp, token: &str) {
         let request = &event["params"]["request"];
         let url = request["url"].as_str().unwrap();
         assert!(
-            url.starts_with(&app.address) || url.starts_with("data:") || url.starts_with("blob:") || url == "about:blank",
+            url.starts_with(&app.address)
+                || url.starts_with("data:")
+                || url.starts_with("blob:")
+                || url == "about:blank",
             "the page loaded {url} from outside the server"
         );
         if url.ends_with("/graphql") && request["method"] == "POST" {
             posts += 1;
-            let auth = request["headers"].as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+            let auth = request["headers"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"));
             assert_eq!(auth.map(|(_, v)| v.as_str().unwrap()), Some(bearer.as_str()), "{request:#}");
         }
         if url.contains("/reports/") {
-            let auth = request["headers"].as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+            let auth = request["headers"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"));
             assert_eq!(auth.map(|(_, v)| v.as_str().unwrap()), Some(bearer.as_str()), "{request:#}");
         }
     }

@@ -97,8 +97,14 @@ impl Browser {
         // Keep reading stderr, or a full pipe would block the browser.
         tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
         let (socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("DevTools connects");
-        let mut browser =
-            Self { _child: child, socket, next_id: 0, session: String::new(), events: Vec::new(), _profile: profile };
+        let mut browser = Self {
+            _child: child,
+            socket,
+            next_id: 0,
+            session: String::new(),
+            events: Vec::new(),
+            _profile: profile,
+        };
         let target = browser.call_browser("Target.createTarget", json!({ "url": "about:blank" })).await;
         let attached = browser
             .call_browser("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }))
@@ -189,7 +195,10 @@ impl Browser {
     /// its value; a thrown exception fails the test.
     pub async fn eval(&mut self, expression: &str) -> Value {
         let result = self
-            .call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }))
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
+            )
             .await;
         if let Some(details) = result.get("exceptionDetails") {
             panic!("the page threw while evaluating `{expression}`: {details:#}");
@@ -268,7 +277,8 @@ impl Browser {
 
     /// Closes the browser.
     pub async fn close(mut self) {
-        let _ = self.socket.send(Message::text(json!({ "id": 0, "method": "Browser.close" }).to_string())).await;
+        let _ =
+            self.socket.send(Message::text(json!({ "id": 0, "method": "Browser.close" }).to_string())).await;
     }
 }
 

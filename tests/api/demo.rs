@@ -66,10 +66,8 @@ async fn graphiql_and_the_console_load_only_what_the_server_serves() {
         let response = app.client.get(format!("{}{page}", app.address)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{page}");
         let html = response.text().await.unwrap();
-        let sources: Vec<&str> = html
-            .split(['"', '\''])
-            .filter(|s| s.ends_with(".js") || s.ends_with(".css"))
-            .collect();
+        let sources: Vec<&str> =
+            html.split(['"', '\'']).filter(|s| s.ends_with(".js") || s.ends_with(".css")).collect();
         assert!(sources.len() >= 2, "{page} loads its scripts: {html}");
         for source in sources {
             assert!(source.starts_with("/assets/"), "{page} loads {source} from elsewhere");
@@ -79,7 +77,10 @@ async fn graphiql_and_the_console_load_only_what_the_server_serves() {
             let expected = if source.ends_with(".js") { "text/javascript" } else { "text/css" };
             assert!(kind.starts_with(expected), "{source} is served as {kind}");
             let body = asset.text().await.unwrap();
-            assert!(!body.contains("unpkg.com") && !body.contains("cdn.jsdelivr"), "{source} points at a CDN");
+            assert!(
+                !body.contains("unpkg.com") && !body.contains("cdn.jsdelivr"),
+                "{source} points at a CDN"
+            );
         }
     }
     let missing = app.client.get(format!("{}/assets/console/nope.js", app.address)).send().await.unwrap();
