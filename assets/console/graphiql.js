@@ -27,17 +27,17 @@
     return null;
   }
 
-  /// Whether the operation GraphiQL is about to run is a subscription.
-  function isSubscription(params, opts) {
-    const doc = opts && opts.documentAST;
-    if (doc && doc.definitions) {
-      const ops = doc.definitions.filter((d) => d.kind === "OperationDefinition");
-      const op = params.operationName
-        ? ops.find((d) => d.name && d.name.value === params.operationName)
-        : ops[0];
-      return Boolean(op && op.operation === "subscription");
+  /// Whether the operation GraphiQL is about to run is a subscription,
+  /// from the query text itself (GraphiQL's parsed document can lag a
+  /// fresh edit). Comments and strings are blanked out first.
+  function isSubscription(params) {
+    const text = (params.query || "").replace(/"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*/g, " ");
+    if (params.operationName) {
+      const named = new RegExp("\\b(query|mutation|subscription)\\s+" + params.operationName + "\\b").exec(text);
+      if (named) return named[1] === "subscription";
     }
-    return /^\s*subscription\b/m.test(params.query || "");
+    const first = /^\s*(\w+|\{)/.exec(text);
+    return Boolean(first && first[1] === "subscription");
   }
 
   // One socket per distinct Authorization value: editing the header takes
@@ -51,7 +51,7 @@
 
   function fetcher(params, opts) {
     const headers = Object.assign({}, (opts && opts.headers) || {});
-    if (isSubscription(params, opts)) {
+    if (isSubscription(params)) {
       const socket = socketFor(header(headers, "authorization"));
       // An Observable, which GraphiQL renders result by result.
       return {

@@ -67,6 +67,21 @@ async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in
             "document.querySelector('.result-window')?.innerText.includes('production')",
         )
         .await;
+    // A subscription from GraphiQL goes over the WebSocket with the token.
+    let subscription = "subscription { operationLogs(operationId: \"op_1\") { lastSeq lines { text } } }";
+    browser
+        .eval(&format!(
+            "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue({})",
+            serde_json::to_string(subscription).unwrap()
+        ))
+        .await;
+    browser.eval(&click(".graphiql-execute-button", None)).await;
+    browser
+        .wait_until(
+            "the subscription's log lines",
+            "document.querySelector('.result-window .CodeMirror')?.CodeMirror.getValue().includes('finished: DEPLOYMENT_OK')",
+        )
+        .await;
     browser.screenshot(&shots.join("01-graphiql.png")).await;
 
     // The console: the environments with their dots and labels.

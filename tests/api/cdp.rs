@@ -210,7 +210,9 @@ impl Browser {
     /// page, and returns its value. The page checks it every 25 ms up to a
     /// deadline; failing, the test shows what the page says.
     pub async fn wait_until(&mut self, what: &str, predicate: &str) -> Value {
-        let deadline = PATIENCE.as_millis();
+        // Shorter than PATIENCE, so the page answers before the socket's
+        // own time-out and the failure says what the page showed.
+        let deadline = PATIENCE.as_millis() - 10_000;
         let expression = format!(
             "new Promise((resolve) => {{ const end = Date.now() + {deadline}; const tick = () => {{ let v = null; \
              try {{ v = ({predicate}); }} catch (e) {{ v = null; }} if (v) resolve(v instanceof Node ? true : v); \
