@@ -1,5 +1,7 @@
 //! The `opsgraph` binary: parses the command line and runs the library.
 
+use std::io::Write;
+
 use clap::Parser;
 use opsgraph::app::Application;
 use opsgraph::config::{Cli, Command, ServeArgs};
@@ -30,8 +32,12 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     // The address goes to stdout so scripts and tests can read it.
     let base = format!("http://127.0.0.1:{}", app.port());
-    println!("opsgraph listening on {base}/ (GraphiQL)");
-    println!("console: {base}/console");
+    // One write, and a closed stdout is no reason to stop serving: a
+    // script may read the first line and hang up.
+    let banner = format!("opsgraph listening on {base}/ (GraphiQL)\nconsole: {base}/console\n");
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     tokio::spawn(async move {
         opsgraph::shutdown_signal().await;
         tracing::info!("shutdown signal received");
