@@ -35,6 +35,16 @@ pub struct Application {
     ready: watch::Sender<bool>,
     grace: Duration,
     schedule: Schedule,
+    /// Set with `--demo`: what seeds the demo once the server is ready.
+    demo: Option<DemoSeed>,
+    /// `None` until the demo seeding ended (or with no demo); then how.
+    demo_seeded: watch::Sender<Option<Result<(), String>>>,
+}
+
+/// The demo seeding: the schema it goes through and the caller it acts as.
+struct DemoSeed {
+    schema: crate::graphql::AppSchema,
+    caller: Principal,
 }
 
 /// When background work runs.
@@ -77,8 +87,10 @@ impl Application {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mark = std::fs::canonicalize(&args.db).unwrap_or_else(|_| args.db.clone());
-        let executor =
-            LocalExecutor::new(store.clone(), args.data_dir(), mark.display().to_string(), tasks.clone());
+        // Absolute: commands run in their service's work directory, so a
+        // relative `DATA_DIR` would point nowhere.
+        let data_dir = std::path::absolute(args.data_dir()).context("resolving the data directory")?;
+        let executor = LocalExecutor::new(store.clone(), data_dir, mark.display().to_string(), tasks.clone());
         let force_grace = Duration::from_millis(args.force_cancel_grace_ms);
         let engine = Engine::new(
             store.clone(),
@@ -95,6 +107,7 @@ impl Application {
         // Until access control exists, every request acts as this owner.
         let owner = Principal { organization_id: org.id, member: Member { id: 1, name: "owner".into() } };
         let init_timeout = Duration::from_millis(args.connection_init_timeout_ms);
+        let demo = args.demo.then(|| DemoSeed { schema: schema.clone(), caller: demo_caller(&owner) });
         let execution_time = Duration::from_millis(args.limits.max_execution_ms);
         let schema = CodedSchema::new(schema, args.limits.document(), execution_time);
         let state =
@@ -111,6 +124,8 @@ impl Application {
             ready,
             grace: Duration::from_millis(args.shutdown_grace_ms),
             schedule: Schedule::new(&args),
+            demo,
+            demo_seeded: watch::channel(None).0,
         })
     }
 
@@ -134,12 +149,30 @@ impl Application {
         self.ready.subscribe()
     }
 
+    /// Says how the demo seeding ended (`Some(Ok(()))` also when there was
+    /// nothing to seed); stays `None` while it runs, and without `--demo`.
+    pub fn demo_seeded(&self) -> watch::Receiver<Option<Result<(), String>>> {
+        self.demo_seeded.subscribe()
+    }
+
     /// Serves until the shutdown token is cancelled: in-flight requests
     /// finish, open subscriptions end, running operations stop where they
     /// are (start-up recovery ends them next time), every instance process
     /// is stopped, and the database file is closed before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, engine, executor, shutdown, tasks, ready, grace, schedule } = self;
+        let Self {
+            listener,
+            state,
+            engine,
+            executor,
+            shutdown,
+            tasks,
+            ready,
+            grace,
+            schedule,
+            demo,
+            demo_seeded,
+        } = self;
         let router = http::router(state);
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -159,6 +192,9 @@ impl Application {
         tasks.spawn(Healing::run(engine.clone(), shutdown.clone()));
         ready.send_replace(true);
         tracing::info!("ready");
+        if let Some(demo) = demo {
+            tasks.spawn(seed_demo(demo, demo_seeded, shutdown.clone()));
+        }
         server.await.context("the HTTP server task failed")?.context("serving HTTP")?;
         tracing::info!("HTTP server stopped; stopping operations and instances");
         // Operations stop where they are first (a rollback in progress gets
@@ -179,6 +215,41 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The caller the demo seeds as: the organization's owner. One place, so
+/// that it follows however the owner is known (today the built-in one).
+fn demo_caller(owner: &Principal) -> Principal {
+    owner.clone()
+}
+
+/// Seeds the demo in the background while the server already serves (the
+/// console shows the history being made), unless shutdown comes first.
+async fn seed_demo(
+    demo: DemoSeed,
+    done: watch::Sender<Option<Result<(), String>>>,
+    shutdown: CancellationToken,
+) {
+    tracing::info!("seeding demo data");
+    let outcome = tokio::select! {
+        outcome = crate::demo::seed(&demo.schema, &demo.caller) => outcome,
+        () = shutdown.cancelled() => return,
+    };
+    let outcome = match outcome {
+        Ok(Some(seeded)) => {
+            tracing::info!(environments = ?seeded.environments, operations = seeded.operations, "demo data seeded");
+            Ok(())
+        }
+        Ok(None) => {
+            tracing::info!("the organization already has environments: no demo data added");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "seeding the demo data failed");
+            Err(format!("{error:#}"))
+        }
+    };
+    done.send_replace(Some(outcome));
 }
 
 /// Runs a pass of log retention, then one of metrics retention (samples

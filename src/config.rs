@@ -20,10 +20,11 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once, at start")]
 pub enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
+    /// Run the server with demo data: the same as `serve --demo`.
+    Demo(ServeArgs),
     /// Print the GraphQL schema (SDL) to standard output.
     ExportSchema,
 }
@@ -97,6 +98,12 @@ pub struct ServeArgs {
     #[arg(long, env = "OPSGRAPH_AUTO_INCIDENT_MIN_SERVICES", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auto_incident_min_services: u32,
+    /// Seed demo data once the server is up: two environments whose
+    /// services run on this machine, with a history of deploys (successful,
+    /// failed, cancelled, a platform redeploy). Only into an organization
+    /// that has no environment yet; otherwise it does nothing.
+    #[arg(long, env = "OPSGRAPH_DEMO")]
+    pub demo: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -215,6 +222,7 @@ impl ServeArgs {
             auto_incident_window_ms: 300_000,
             auto_incident_min_services: 3,
             limits: LimitArgs::default(),
+            demo: false,
         }
     }
 

@@ -23,6 +23,7 @@
 //! - [`http`] — axum routes: GraphQL over HTTP and WebSocket, GraphiQL, log
 //!   downloads, the public status page and its Atom feed, health and
 //!   metrics.
+//! - [`demo`] — demo data, seeded through the GraphQL schema as one caller.
 //! - [`app`] — wires everything, runs recovery, shuts down gracefully.
 //! - [`config`] — the command line (`clap`, with environment fallbacks).
 //! - [`telemetry`] — lock-free counters and histograms for `/metrics`;
@@ -30,6 +31,7 @@
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod graphql;

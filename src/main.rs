@@ -1,8 +1,10 @@
 //! The `opsgraph` binary: parses the command line and runs the library.
 
+use std::io::Write;
+
 use clap::Parser;
 use opsgraph::app::Application;
-use opsgraph::config::{Cli, Command};
+use opsgraph::config::{Cli, Command, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: GraphQL execution allocates a small value per resolved field;
@@ -19,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Serve(args)) => args,
+        Some(Command::Demo(args)) => ServeArgs { demo: true, ..args },
         None => cli.serve,
     };
     tracing_subscriber::fmt()
@@ -28,7 +31,13 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(args).await?;
     let shutdown = app.shutdown_token();
     // The address goes to stdout so scripts and tests can read it.
-    println!("opsgraph listening on http://127.0.0.1:{}/ (GraphiQL)", app.port());
+    let base = format!("http://127.0.0.1:{}", app.port());
+    // One write, and a closed stdout is no reason to stop serving: a
+    // script may read the first line and hang up.
+    let banner = format!("opsgraph listening on {base}/ (GraphiQL)\nconsole: {base}/console\n");
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     tokio::spawn(async move {
         opsgraph::shutdown_signal().await;
         tracing::info!("shutdown signal received");

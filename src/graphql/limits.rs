@@ -44,7 +44,7 @@ pub struct DocumentLimits {
 
 impl Default for DocumentLimits {
     fn default() -> Self {
-        Self { depth: 16, complexity: 25_000, aliases: 64, directives: 32, string_bytes: 1 << 20 }
+        Self { depth: 16, complexity: 100_000, aliases: 64, directives: 32, string_bytes: 1 << 20 }
     }
 }
 
@@ -295,7 +295,7 @@ mod tests {
         }
         query.push_str(" fragment F40 on Q { x }");
         let error = checked(&query, serde_json::json!({}), &DocumentLimits::default()).unwrap_err();
-        assert!(error.contains("the complexity limit is 25000"), "{error}");
+        assert!(error.contains("the complexity limit is 100000"), "{error}");
     }
 
     #[test]

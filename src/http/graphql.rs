@@ -1,5 +1,4 @@
-//! `/graphql` over HTTP (POST, and GET for queries) and WebSocket, and
-//! GraphiQL at `/`.
+//! `/graphql` over HTTP (POST, and GET for queries) and WebSocket.
 //!
 //! HTTP follows the GraphQL-over-HTTP specification:
 //!
@@ -21,12 +20,11 @@
 //! `extensions.requestId`; the server logs each error with the same id.
 
 use async_graphql::Executor;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::limits::Caller;
@@ -34,11 +32,6 @@ use super::{AppState, ws};
 use crate::domain::{ErrorCode, Principal};
 use crate::graphql::RequestId;
 use crate::graphql::error::{server_error, stamp};
-
-/// GraphiQL, pointed at `/graphql` for queries and subscriptions.
-pub async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish())
-}
 
 /// The media types of a GraphQL reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,10 @@
-//! HTTP routes: GraphQL over HTTP and WebSocket, GraphiQL, log downloads,
-//! the public status page and its Atom feed, health and metrics. Imports `graphql`, `engine` and `store`; holds no
+//! HTTP routes: GraphQL over HTTP and WebSocket, GraphiQL and the live
+//! console (with their embedded assets), log downloads, the public status
+//! page and its Atom feed, health and metrics. Imports `graphql`, `engine`
+//! and `store`; holds no
 //! business rules.
 
+mod assets;
 mod graphql;
 mod health;
 mod hooks;
@@ -139,7 +142,9 @@ pub(crate) fn coded_response(status: StatusCode, code: ErrorCode, message: &str)
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(graphql::graphiql))
+        .route("/", get(assets::graphiql))
+        .route("/console", get(assets::console))
+        .route("/assets/{*path}", get(assets::asset))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/operations/{id}/logs", get(logs::operation_logs))
         .route("/services/{id}/logs", get(logs::service_logs))

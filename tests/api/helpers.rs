@@ -52,8 +52,9 @@ impl TestApp {
         let mut args = ServeArgs::new(db, "127.0.0.1:0".parse().unwrap());
         args.shutdown_grace_ms = 2_000;
         configure(&mut args);
+        let demo = args.demo;
         let app = Application::build(args).await.expect("build the app");
-        Self::start(app, dir).await
+        Self::start(app, dir, demo).await
     }
 
     /// A server over a new database whose writes and syncs fail when
@@ -65,16 +66,28 @@ impl TestApp {
         let mut args = ServeArgs::new(db, "127.0.0.1:0".parse().unwrap());
         args.shutdown_grace_ms = 2_000;
         let app = Application::build_on(args, store).await.expect("build the app");
-        Self::start(app, dir).await
+        Self::start(app, dir, false).await
     }
 
-    async fn start(app: Application, dir: std::sync::Arc<tempfile::TempDir>) -> Self {
+    /// Serves `app`; once it is ready (and, with `demo`, once the demo
+    /// data is seeded), the test can begin.
+    async fn start(app: Application, dir: std::sync::Arc<tempfile::TempDir>, demo: bool) -> Self {
+        let mut seeded = app.demo_seeded();
         let port = app.port();
         let store = Some(app.store());
         let shutdown = app.shutdown_token();
         let mut ready = app.readiness();
         let server = tokio::spawn(app.run_until_stopped());
         tokio::time::timeout(PATIENCE, ready.wait_for(|r| *r)).await.expect("ready in time").expect("ready");
+        if demo {
+            let seeded = tokio::time::timeout(PATIENCE, seeded.wait_for(Option::is_some))
+                .await
+                .expect("the demo seeded in time")
+                .expect("the demo seeding reports");
+            if let Some(Err(error)) = &*seeded {
+                panic!("seeding the demo failed: {error}");
+            }
+        }
         Self {
             address: format!("http://127.0.0.1:{port}"),
             port,
@@ -84,6 +97,16 @@ impl TestApp {
             store,
             dir,
         }
+    }
+
+    /// A server started with `--demo`, once the demo data is seeded.
+    pub async fn spawn_demo() -> Self {
+        Self::spawn_configured(|args| args.demo = true).await
+    }
+
+    /// A server started with `--demo` over the database in `dir`.
+    pub async fn spawn_with_demo_in(dir: std::sync::Arc<tempfile::TempDir>) -> Self {
+        Self::spawn_with(dir, |args| args.demo = true).await
     }
 
     /// The server's store, for what a test drives directly (a retention

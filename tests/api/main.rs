@@ -2,8 +2,11 @@
 
 mod activity;
 mod auto_incidents;
+mod browser;
+mod cdp;
 mod contracts;
 mod crash;
+mod demo;
 mod deploys;
 mod errors;
 mod healing;
