@@ -16,15 +16,21 @@
 //!   recovery, monitoring and self-healing through one recovery queue, and
 //!   the local executor that runs services as child processes. Must not
 //!   import `graphql` or `http`.
+//! - [`auth`] — authentication: the in-memory registry of tokens and
+//!   members every request is checked against, and the cancellation that
+//!   ends a revoked token's connections. Imports `store` and `domain`.
 //! - [`graphql`] — the schema: thin resolvers that validate input into
 //!   domain types and call one store or engine function; the one place
-//!   errors become GraphQL errors with `extensions.code`.
+//!   errors become GraphQL errors with `extensions.code`; `guard`, the
+//!   one permission check every root field starts with, and the audit
+//!   record of every mutation attempt.
 //! - [`http`] — axum routes: GraphQL over HTTP and WebSocket, GraphiQL, log
 //!   downloads, health and metrics.
 //! - [`app`] — wires everything, runs recovery, shuts down gracefully.
 //! - [`config`] — the command line (`clap`, with environment fallbacks).
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod engine;

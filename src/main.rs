@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use opsgraph::app::Application;
-use opsgraph::config::{Cli, Command};
+use opsgraph::config::{Cli, Command, TokenCommand};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: GraphQL execution allocates a small value per resolved field;
@@ -13,22 +13,37 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
     let args = match cli.command {
         Some(Command::ExportSchema) => {
             print!("{}", opsgraph::graphql::sdl());
             return Ok(());
         }
+        Some(Command::Token(TokenCommand::Create(args))) => {
+            // The secret goes to stdout alone, so that scripts can capture it.
+            println!("{}", opsgraph::app::create_token_offline(args).await?);
+            return Ok(());
+        }
         Some(Command::Serve(args)) => args,
         None => cli.serve,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
     let app = Application::build(args).await?;
     let shutdown = app.shutdown_token();
-    // The address goes to stdout so scripts and tests can read it.
-    println!("opsgraph listening on http://127.0.0.1:{}/ (GraphiQL)", app.port());
+    // The address (and a first start's token) go to stdout, never to the
+    // log, so scripts and tests can read them.
+    let port = app.port();
+    println!("opsgraph listening on http://127.0.0.1:{port}/ (GraphiQL)");
+    if let Some(first) = app.first_token() {
+        println!(
+            "first start: organization `{}` and its owner `{}` were created, with this owner token (shown only once):",
+            first.organization, first.owner
+        );
+        println!("OPSGRAPH_TOKEN={}", first.secret);
+        println!("open the playground with it: http://127.0.0.1:{port}/?token={}", first.secret);
+    }
     tokio::spawn(async move {
         opsgraph::shutdown_signal().await;
         tracing::info!("shutdown signal received");

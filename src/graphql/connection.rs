@@ -5,7 +5,9 @@ use async_graphql::connection::{CursorType, PageInfo};
 use async_graphql::{ComplexObject, SimpleObject};
 
 use super::error::gql;
+use super::types::access::{AuditEntryObject, TokenObject};
 use super::types::environment::EnvironmentNode;
+use super::types::viewer::MemberObject;
 use super::types::log_line::LogLineNode;
 use super::types::operation::OperationNode;
 use super::types::service::ServiceNode;
@@ -95,6 +97,9 @@ connections! {
     ReportRowConnection, ReportRowEdge, OperationNode, "the rows of an activity report (one operation each)";
     WebhookDeliveryConnection, WebhookDeliveryEdge, WebhookDeliveryNode, "webhook deliveries";
     LogLineConnection, LogLineEdge, LogLineNode, "log lines";
+    MemberConnection, MemberEdge, MemberObject, "members";
+    TokenConnection, TokenEdge, TokenObject, "tokens";
+    AuditEntryConnection, AuditEntryEdge, AuditEntryObject, "audit records";
 }
 
 /// The connection of one store page, each item turned into its GraphQL

@@ -13,7 +13,7 @@
 //! | --- | --- |
 //! | 4400 | a message that is not JSON, of an unknown type, or not of this protocol |
 //! | 4401 | a subscription before `connection_ack` |
-//! | 4403 | a refused `connection_init` |
+//! | 4403 | a refused `connection_init` (no valid token in its payload), or the connection's token was revoked or expired |
 //! | 4408 | no `connection_init` in time |
 //! | 4409 | a subscription id that is already running |
 //! | 4429 | a second `connection_init` |
@@ -29,7 +29,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamMap;
 
-use crate::domain::Principal;
+use crate::auth::Authenticated;
+use crate::domain::now_millis;
+use crate::graphql::guard::{Caller, RequestId};
 use crate::graphql::{CodedSchema, Prerendered};
 
 /// The subprotocols offered, preferred first.
@@ -64,15 +66,18 @@ impl Protocol {
 }
 
 /// Who a `connection_init` payload acts as; `None` refuses it.
-pub type Authenticate = Box<dyn Fn(&Value) -> Option<Principal> + Send>;
+pub type Authenticate = Box<dyn Fn(&Value) -> Option<Authenticated> + Send>;
 
 /// What the connection needs from the server.
 pub struct Session {
     pub schema: CodedSchema,
-    /// Who the connection acts as, from the `connection_init` payload;
-    /// `None` refuses it (4403).
+    /// Who the connection acts as, from the `connection_init` payload
+    /// (`{"authorization": "Bearer <token>"}`); `None` refuses it (4403).
     pub authenticate: Authenticate,
     pub init_timeout: Duration,
+    /// The id of the upgrade request; each subscription's is this with its
+    /// id appended (the audit log records it for mutations sent here).
+    pub request_id: String,
 }
 
 /// A message from the client (both protocols' types; which are allowed
@@ -115,6 +120,7 @@ const REFUSED: Close = Close(4403, "Forbidden");
 const INIT_TIMEOUT: Close = Close(4408, "Connection initialisation timeout");
 const DUPLICATE: Close = Close(4409, "Subscriber already exists");
 const TOO_MANY_INITS: Close = Close(4429, "Too many initialisation requests");
+const TOKEN_ENDED: Close = Close(4403, "Forbidden: the token was revoked or has expired");
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -130,13 +136,24 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, session: Session, stop
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
         }
     });
-    let mut connection = Connection { protocol, principal: None, subscriptions: StreamMap::new() };
+    let mut connection = Connection { protocol, caller: None, subscriptions: StreamMap::new() };
     let init = tokio::time::sleep(session.init_timeout);
+    // Set once the connection is acknowledged: resolves when its token is
+    // revoked or expires, and then every subscription of it ends.
+    let mut token_ended: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
     tokio::pin!(init, stop, messages);
     let ended: Close = loop {
+        if token_ended.is_none()
+            && let Some(caller) = &connection.caller
+        {
+            token_ended = Some(Box::pin(token_end(caller)));
+        }
         let frame = tokio::select! {
             () = &mut stop => break Close(1001, "server shutting down"),
-            () = &mut init, if connection.principal.is_none() => break INIT_TIMEOUT,
+            () = &mut init, if connection.caller.is_none() => break INIT_TIMEOUT,
+            () = async { if let Some(end) = token_ended.as_mut() { end.await } else { std::future::pending().await } } => {
+                break TOKEN_ENDED;
+            }
             message = messages.next() => match message {
                 Some(Ok(text)) => match connection.handle(&text, &session) {
                     Ok(Some(reply)) => reply,
@@ -155,6 +172,27 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, session: Session, stop
     close(&mut sink, ended).await;
 }
 
+/// Resolves when the caller's token is revoked or expires.
+fn token_end(caller: &Authenticated) -> impl Future<Output = ()> + Send + 'static {
+    let revoked = caller.revoked.clone();
+    let expires_at = caller.expires_at;
+    async move {
+        let expiry = async {
+            match expires_at {
+                Some(at) => {
+                    let left = u64::try_from(at.saturating_sub(now_millis())).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(left)).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = revoked.cancelled() => {}
+            () = expiry => {}
+        }
+    }
+}
+
 async fn close(sink: &mut Sink, Close(code, reason): Close) {
     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
     let _ = sink.send(Message::Close(Some(frame))).await;
@@ -163,7 +201,7 @@ async fn close(sink: &mut Sink, Close(code, reason): Close) {
 struct Connection {
     protocol: Protocol,
     /// Set by an accepted `connection_init`.
-    principal: Option<Principal>,
+    caller: Option<Authenticated>,
     /// The frames of each open subscription: its results, then `complete`.
     subscriptions: StreamMap<String, BoxStream<'static, String>>,
 }
@@ -175,10 +213,10 @@ impl Connection {
         let legacy = self.protocol == Protocol::Legacy;
         match message {
             ClientMessage::ConnectionInit { payload } => {
-                if self.principal.is_some() {
+                if self.caller.is_some() {
                     return Err(TOO_MANY_INITS);
                 }
-                self.principal = Some((session.authenticate)(&payload).ok_or(REFUSED)?);
+                self.caller = Some((session.authenticate)(&payload).ok_or(REFUSED)?);
                 Ok(Some(json!({ "type": "connection_ack" }).to_string()))
             }
             ClientMessage::Subscribe { id, payload } if !legacy => self.start(id, payload, session),
@@ -208,12 +246,13 @@ impl Connection {
         request: async_graphql::Request,
         session: &Session,
     ) -> Result<Option<String>, Close> {
-        let principal = self.principal.clone().ok_or(NOT_ACKNOWLEDGED)?;
+        let principal = self.caller.as_ref().ok_or(NOT_ACKNOWLEDGED)?.principal.clone();
         if self.subscriptions.contains_key(&id) {
             return Err(DUPLICATE);
         }
         let prerendered = Arc::new(Prerendered::default());
-        let request = request.data(principal).data(prerendered.clone());
+        let request_id = RequestId(format!("{}/{id}", session.request_id));
+        let request = request.data(Caller(Ok(principal))).data(request_id).data(prerendered.clone());
         let (protocol, of) = (self.protocol, id.clone());
         let results = session
             .schema

@@ -6,7 +6,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::tables::*;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -14,8 +14,13 @@ const VERSION_KEY: &str = "schema_version";
 type Migration = fn(&WriteTransaction) -> anyhow::Result<()>;
 
 /// Migration `n` brings a file from version `n - 1` to `n`.
-const MIGRATIONS: [Migration; 4] =
-    [create_tables_v1, index_operations_by_time_v2, create_tables_v3, create_usage_samples_v4];
+const MIGRATIONS: [Migration; 5] = [
+    create_tables_v1,
+    index_operations_by_time_v2,
+    create_tables_v3,
+    create_usage_samples_v4,
+    create_access_tables_v5,
+];
 
 /// Brings `db` to [`SCHEMA_VERSION`], or refuses a file written by a newer
 /// build with a message that says what to do.
@@ -120,6 +125,72 @@ fn create_tables_v3(txn: &WriteTransaction) -> anyhow::Result<()> {
 /// starts with the first sampling after the upgrade).
 fn create_usage_samples_v4(txn: &WriteTransaction) -> anyhow::Result<()> {
     txn.open_table(USAGE_SAMPLES)?;
+    Ok(())
+}
+
+/// Version 5: members, tokens, the audit log, and idempotency keys that
+/// remember when and for what request they were used. Every organization
+/// gets an `OWNER` member named `owner` (the one every request acted as
+/// before: the first one gets id 1, the author of its past operations);
+/// existing keys move over, dated by their operation's queue time.
+fn create_access_tables_v5(txn: &WriteTransaction) -> anyhow::Result<()> {
+    use crate::domain::access::{MemberRecord, Role};
+    use crate::domain::{Organization, OrganizationId};
+    txn.open_table(TOKENS)?;
+    txn.open_table(AUDIT_LOG)?;
+    let organizations: Vec<Organization> = {
+        let t = txn.open_table(ORGANIZATIONS)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            out.push(serde_json::from_slice(entry?.1.value()).context("reading an organization")?);
+        }
+        out
+    };
+    {
+        let mut members = txn.open_table(MEMBERS)?;
+        let mut sequences = txn.open_table(SEQUENCES)?;
+        for org in organizations {
+            let id = sequences.get("member")?.map_or(0, |v| v.value()) + 1;
+            sequences.insert("member", id)?;
+            let owner = MemberRecord {
+                id,
+                organization_id: OrganizationId(org.id.0),
+                name: "owner".into(),
+                role: Role::Owner,
+                created_at: org.created_at,
+                removed_at: None,
+                revision: 1,
+            };
+            members.insert(id, serde_json::to_vec(&owner)?.as_slice())?;
+        }
+    }
+    let old: Vec<(u64, String, u64)> = match txn.open_table(IDEMPOTENCY_KEYS) {
+        Ok(t) => {
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                let (key, op) = entry?;
+                let (org, name) = key.value();
+                out.push((org, name.to_owned(), op.value()));
+            }
+            out
+        }
+        Err(e) => return Err(e.into()),
+    };
+    {
+        #[derive(serde::Deserialize)]
+        struct Queued {
+            queued_at: i64,
+        }
+        let operations = txn.open_table(OPERATIONS)?;
+        let mut records = txn.open_table(IDEMPOTENCY_RECORDS)?;
+        for (org, key, op) in old {
+            let Some(row) = operations.get(op)? else { continue };
+            let queued: Queued = serde_json::from_slice(row.value()).context("reading an operation")?;
+            let record = super::idempotency::KeyRecord::legacy(op, queued.queued_at);
+            records.insert((org, key.as_str()), serde_json::to_vec(&record)?.as_slice())?;
+        }
+    }
+    txn.delete_table(IDEMPOTENCY_KEYS)?;
     Ok(())
 }
 

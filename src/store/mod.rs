@@ -7,11 +7,13 @@
 //! events published only after the commit succeeded.
 
 mod access;
+pub mod auth;
 pub mod activity;
 mod check;
 mod codec;
 pub mod events;
 pub mod hooks;
+pub mod idempotency;
 pub mod logs;
 pub mod metrics;
 mod migrations;
