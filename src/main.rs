@@ -34,16 +34,19 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     // The address (and a first start's token) go to stdout, never to the
     // log, so scripts and tests can read them.
+    // One write, so that a reader who stops after the line it wanted
+    // cannot make a later line fail.
     let port = app.port();
-    println!("opsgraph listening on http://127.0.0.1:{port}/ (GraphiQL)");
+    let mut banner = format!("opsgraph listening on http://127.0.0.1:{port}/ (GraphiQL)\n");
     if let Some(first) = app.first_token() {
-        println!(
-            "first start: organization `{}` and its owner `{}` were created, with this owner token (shown only once):",
-            first.organization, first.owner
-        );
-        println!("OPSGRAPH_TOKEN={}", first.secret);
-        println!("open the playground with it: http://127.0.0.1:{port}/?token={}", first.secret);
+        banner.push_str(&format!(
+            "first start: created organization `{}` and its owner `{}`, with this owner token (shown only once):\n\
+             OPSGRAPH_TOKEN={}\n\
+             open the playground with it: http://127.0.0.1:{port}/?token={}\n",
+            first.organization, first.owner, first.secret, first.secret
+        ));
     }
+    print!("{banner}");
     tokio::spawn(async move {
         opsgraph::shutdown_signal().await;
         tracing::info!("shutdown signal received");

@@ -336,7 +336,7 @@ mod tests {
                 };
                 let svc = resources::create_service(tx, org.id, &new)?;
                 let member = Member { id: 1, name: "ada".into() };
-                let principal = Principal { organization_id: org.id, member: member.clone() };
+                let principal = Principal { member: member.clone(), ..Principal::platform(org.id) };
                 let new = NewOperation {
                     service_id: svc.id,
                     op_type: OperationType::Restart,

@@ -12,11 +12,16 @@ struct Binary {
     child: tokio::process::Child,
     address: String,
     port: u16,
+    /// The owner token its first start printed.
+    token: String,
 }
 
 impl Binary {
-    /// Starts it and reads its address from the line it prints.
+    /// Starts it over a new file and reads its address and owner token
+    /// from the lines it prints; the token is kept beside the file (where
+    /// `TestApp::spawn_in` finds it).
     async fn start(db: &std::path::Path) -> Self {
+        assert!(!db.exists(), "the binary starts on a new file");
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsgraph"))
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
@@ -31,13 +36,21 @@ impl Binary {
         let address = line.split_whitespace().find(|w| w.starts_with("http://")).expect("address");
         let address = address.trim_end_matches('/').to_owned();
         let port = address.rsplit(':').next().unwrap().parse().unwrap();
-        Self { child, address, port }
+        let token = loop {
+            let line = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().expect("token");
+            if let Some(token) = line.strip_prefix("OPSGRAPH_TOKEN=") {
+                break token.to_owned();
+            }
+        };
+        std::fs::write(db.parent().unwrap().join("owner.token"), &token).unwrap();
+        Self { child, address, port, token }
     }
 
     /// Runs a request that must succeed; returns the `id` of its one field.
     async fn id(&self, query: &str, variables: serde_json::Value) -> String {
         let body: serde_json::Value = reqwest::Client::new()
             .post(format!("{}/graphql", self.address))
+            .bearer_auth(&self.token)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -71,7 +84,7 @@ impl Binary {
     /// Follows an operation's log until `until` says stop (or it ends).
     async fn follow(&self, op: &str, mut until: impl FnMut(&serde_json::Value) -> bool) {
         let query = "subscription($id: ID!) { operationLogs(operationId: $id) { lines { text } } }";
-        let mut watch = crate::helpers::Subscription::open(self.port, query, json!({ "id": op })).await;
+        let mut watch = crate::helpers::Subscription::open(self.port, &self.token, query, json!({ "id": op })).await;
         while let Some(batch) = watch.next().await {
             if until(&batch["operationLogs"]["lines"]) {
                 return;

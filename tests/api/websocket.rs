@@ -54,7 +54,7 @@ async fn closed(socket: &mut Socket) -> (u16, String) {
 /// A connection that was acknowledged.
 async fn acknowledged(app: &TestApp) -> Socket {
     let mut socket = connect(app, "graphql-transport-ws").await;
-    send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": app.init_payload() })).await;
     assert_eq!(receive(&mut socket).await, json!({ "type": "connection_ack" }));
     socket
 }
