@@ -247,6 +247,27 @@ async fn retain(store: Store, every: Duration, metrics_kept: Duration, shutdown:
     }
 }
 
+/// `opsgraph org create`: makes an organization in the database file and
+/// returns its id.
+pub async fn create_organization_offline(
+    db: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<crate::domain::OrganizationId> {
+    let name = crate::domain::access::parse_member_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let store = open_offline(db)?;
+    let org = store.write(move |tx| auth::create_organization(tx, &name)).await?;
+    let closed = store.closed();
+    drop(store);
+    closed.await;
+    Ok(org.id)
+}
+
+fn open_offline(db: &std::path::Path) -> anyhow::Result<Store> {
+    Store::open(db).with_context(|| {
+        format!("opening {} (a running server holds it: use the API instead, or stop it)", db.display())
+    })
+}
+
 /// `opsgraph token create`: makes a token in the database file and returns
 /// its secret (to print once).
 pub async fn create_token_offline(args: crate::config::TokenCreateArgs) -> anyhow::Result<String> {
@@ -274,9 +295,7 @@ pub async fn create_token_offline(args: crate::config::TokenCreateArgs) -> anyho
             .expires_in_days
             .map(|days| crate::domain::now_millis().saturating_add(i64::from(days) * 86_400_000)),
     };
-    let store = Store::open(&args.db).with_context(|| {
-        format!("opening {} (a running server holds it: use the createToken mutation instead)", args.db.display())
-    })?;
+    let store = open_offline(&args.db)?;
     let (secret, prefix, hash) = new_secret(random_secret()?);
     let parts = SecretParts { prefix, hash };
     let token = store.write(move |tx| auth::create_token_offline(tx, org, &new, &parts)).await?;

@@ -26,6 +26,29 @@ pub enum Command {
     /// Manage API tokens in a database file (while no server has it open).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage organizations in a database file (while no server has it
+    /// open).
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+/// `opsgraph org …`.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and print its id; give it an owner with
+    /// `opsgraph token create --org <id> --role OWNER`.
+    Create(OrgCreateArgs),
+}
+
+/// `opsgraph org create`.
+#[derive(Debug, Clone, Args)]
+pub struct OrgCreateArgs {
+    /// Path of the redb database file (not open in a running server).
+    #[arg(long, env = "OPSGRAPH_DB", default_value = "opsgraph.redb")]
+    pub db: PathBuf,
+    /// Its display name.
+    #[arg(long)]
+    pub name: String,
 }
 
 /// `opsgraph token …`.

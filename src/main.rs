@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use opsgraph::app::Application;
-use opsgraph::config::{Cli, Command, TokenCommand};
+use opsgraph::config::{Cli, Command, OrgCommand, TokenCommand};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: GraphQL execution allocates a small value per resolved field;
@@ -25,6 +25,10 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Token(TokenCommand::Create(args))) => {
             // The secret goes to stdout alone, so that scripts can capture it.
             println!("{}", opsgraph::app::create_token_offline(args).await?);
+            return Ok(());
+        }
+        Some(Command::Org(OrgCommand::Create(args))) => {
+            println!("{}", opsgraph::app::create_organization_offline(&args.db, &args.name).await?);
             return Ok(());
         }
         Some(Command::Serve(args)) => args,

@@ -290,6 +290,14 @@ pub fn first_start(tx: &mut Tx<'_>, org_name: &str, secret: &SecretParts) -> Res
     Ok(Some(FirstStart { organization, owner, token }))
 }
 
+/// A new organization, without members (`opsgraph org create`).
+pub fn create_organization(tx: &mut Tx<'_>, name: &str) -> Result<Organization> {
+    let id = OrganizationId(tx.next_id("organization")?);
+    let org = Organization { id, name: name.to_owned(), created_at: now_millis() };
+    tx.put(ORGANIZATIONS, id.0, &org)?;
+    Ok(org)
+}
+
 /// A token made from the command line (`opsgraph token create`): personal
 /// tokens act as the organization's first member with `role` (created,
 /// named after the role, when there is none).

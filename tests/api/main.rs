@@ -1,5 +1,6 @@
 //! Integration tests over real HTTP and WebSocket.
 
+mod access;
 mod activity;
 mod contracts;
 mod deploys;
