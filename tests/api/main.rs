@@ -8,6 +8,7 @@ mod errors;
 mod healing;
 mod helpers;
 mod hooks;
+mod idempotency;
 mod logs;
 mod maintenance;
 mod metrics;
