@@ -359,7 +359,8 @@ mod client {
         let mut request = format!("ws://127.0.0.1:{port}/graphql").into_client_request()?;
         request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
         let (mut socket, _) = connect(request).await?;
-        let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+        let init =
+            json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
         socket.send(Message::text(init.to_string())).await?;
         let (_, ack) = next_text(&mut socket).await?.context("closed before connection_ack")?;
         ensure!(kind(&ack)? == "connection_ack", "expected connection_ack, got {ack}");
@@ -782,7 +783,12 @@ mod fanout {
         let server = Server::start().await?;
         let http = server.http.clone();
         let operations = running_operations(&http, &server.graphql(), 1).await?;
-        let opsgraph = Side::Opsgraph { port: server.port, token: server.token.clone(), url: server.graphql(), op: operations[0].clone() };
+        let opsgraph = Side::Opsgraph {
+            port: server.port,
+            token: server.token.clone(),
+            url: server.graphql(),
+            op: operations[0].clone(),
+        };
         let port = plain::serve().await?;
         let plain = Side::Plain { port, url: format!("http://127.0.0.1:{port}/publish") };
         println!(

@@ -84,8 +84,12 @@ impl Application {
             force_grace,
         );
         let limits = args.limits();
-        let context =
-            GraphqlContext { store: store.clone(), engine: engine.clone(), limits, registry: registry.clone() };
+        let context = GraphqlContext {
+            store: store.clone(),
+            engine: engine.clone(),
+            limits,
+            registry: registry.clone(),
+        };
         let schema = build_schema(Some(context));
         let (ready, ready_rx) = watch::channel(false);
         let init_timeout = Duration::from_millis(args.connection_init_timeout_ms);
@@ -137,7 +141,18 @@ impl Application {
     /// are (start-up recovery ends them next time), every instance process
     /// is stopped, and the database file is closed before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { first_start: _, listener, state, engine, executor, shutdown, tasks, ready, grace, schedule } = self;
+        let Self {
+            first_start: _,
+            listener,
+            state,
+            engine,
+            executor,
+            shutdown,
+            tasks,
+            ready,
+            grace,
+            schedule,
+        } = self;
         let router = http::router(state);
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -282,12 +297,14 @@ pub async fn create_token_offline(args: crate::config::TokenCreateArgs) -> anyho
         "MONITORING" => TokenKind::Monitoring,
         other => anyhow::bail!("--kind: `{other}` is not PERSONAL, WORKER or MONITORING"),
     };
-    let role = args.role.as_deref().map(Role::parse).transpose().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+    let role =
+        args.role.as_deref().map(Role::parse).transpose().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
     if kind != TokenKind::Personal && role.is_some() {
         anyhow::bail!("--role is for PERSONAL tokens only");
     }
     let new = auth::NewToken {
-        name: crate::domain::access::parse_token_name(&args.name).map_err(|e| anyhow::anyhow!("--name: {e}"))?,
+        name: crate::domain::access::parse_token_name(&args.name)
+            .map_err(|e| anyhow::anyhow!("--name: {e}"))?,
         kind,
         member_id: None,
         role,

@@ -68,10 +68,15 @@ impl Registry {
     /// Who an `Authorization` value (`Bearer <secret>`) acts as at `now`.
     /// `UNAUTHENTICATED` without one, or for a token that is unknown,
     /// revoked, expired, or whose member was removed.
-    pub fn authenticate(&self, authorization: Option<&str>, now: Millis) -> Result<Authenticated, DomainError> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        now: Millis,
+    ) -> Result<Authenticated, DomainError> {
         let unauthenticated = |why: &str| DomainError::Unauthenticated(why.to_owned());
         let value = authorization.ok_or_else(|| unauthenticated("send `Authorization: Bearer <token>`"))?;
-        let secret = bearer(value).ok_or_else(|| unauthenticated("the Authorization value is not `Bearer <token>`"))?;
+        let secret = bearer(value)
+            .ok_or_else(|| unauthenticated("the Authorization value is not `Bearer <token>`"))?;
         let hash = hash_secret(secret);
         let inner = self.inner.read().expect("registry lock");
         let entry = inner
@@ -105,7 +110,10 @@ impl Registry {
     pub fn token_changed(&self, token: &Token) {
         let mut inner = self.inner.write().expect("registry lock");
         inner.by_hash.insert(token.hash.clone(), token.id);
-        let entry = inner.tokens.entry(token.id).or_insert_with(|| Entry { token: token.clone(), ended: CancellationToken::new() });
+        let entry = inner
+            .tokens
+            .entry(token.id)
+            .or_insert_with(|| Entry { token: token.clone(), ended: CancellationToken::new() });
         entry.token = token.clone();
         if token.revoked_at.is_some() {
             entry.ended.cancel();
@@ -145,7 +153,8 @@ pub fn bearer(value: &str) -> Option<&str> {
 /// 20 random bytes from the operating system, for a token secret.
 pub fn random_secret() -> Result<[u8; 20], DomainError> {
     let mut bytes = [0u8; 20];
-    getrandom::fill(&mut bytes).map_err(|e| DomainError::internal(format!("no randomness for a token: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| DomainError::internal(format!("no randomness for a token: {e}")))?;
     Ok(bytes)
 }
 

@@ -204,8 +204,12 @@ mod tests {
         assert!(Cli::try_parse_from(["opsgraph", "--metrics-retention-hours", "0"]).is_err());
         let cli = Cli::try_parse_from(["opsgraph", "export-schema"]).unwrap();
         assert!(matches!(cli.command, Some(Command::ExportSchema)));
-        let cli = Cli::try_parse_from(["opsgraph", "token", "create", "--org", "org_1", "--role", "ADMIN"]).unwrap();
+        let cli = Cli::try_parse_from(["opsgraph", "token", "create", "--org", "org_1", "--role", "ADMIN"])
+            .unwrap();
         let Some(Command::Token(TokenCommand::Create(args))) = cli.command else { panic!("token create") };
-        assert_eq!((args.org.as_str(), args.role.as_deref(), args.kind.as_str()), ("org_1", Some("ADMIN"), "PERSONAL"));
+        assert_eq!(
+            (args.org.as_str(), args.role.as_deref(), args.kind.as_str()),
+            ("org_1", Some("ADMIN"), "PERSONAL")
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! opsgraph: the operations record and control plane of a
 //! platform-as-a-service, served as GraphQL over one embedded redb file.
 //!
-//! Layers, with dependencies pointing one way (`http -> graphql -> engine ->
-//! store -> domain`):
+//! Layers, with dependencies pointing one way (`http -> graphql -> auth ->
+//! engine -> store -> domain`):
 //!
 //! - [`domain`] — pure types and rules: ids, the operation status machine,
 //!   step plans, running-status aggregation, validation, the error enum.

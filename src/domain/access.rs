@@ -46,7 +46,10 @@ impl Role {
             "DEVELOPER" => Ok(Self::Developer),
             "ADMIN" => Ok(Self::Admin),
             "OWNER" => Ok(Self::Owner),
-            _ => Err(DomainError::bad_input("role", format!("`{raw}` is not OWNER, ADMIN, DEVELOPER or VIEWER"))),
+            _ => Err(DomainError::bad_input(
+                "role",
+                format!("`{raw}` is not OWNER, ADMIN, DEVELOPER or VIEWER"),
+            )),
         }
     }
 }
@@ -491,13 +494,19 @@ mod tests {
             id: 3,
             organization_id: OrganizationId(1),
             at: 0,
-            actor: Actor { member: Some(Member { id: 2, name: "Ada, L.".into() }), token: Some((5, "ci".into())) },
+            actor: Actor {
+                member: Some(Member { id: 2, name: "Ada, L.".into() }),
+                token: Some((5, "ci".into())),
+            },
             action: "deploy".into(),
             target: Some("svc_1".into()),
             outcome: "FORBIDDEN".into(),
             request_id: "r1".into(),
         };
         audit_csv_row(&mut out, &entry);
-        assert_eq!(out, "3,1970-01-01T00:00:00.000Z,\"Ada, L. (token ci)\",mem_2,tok_5,deploy,svc_1,FORBIDDEN,r1\n");
+        assert_eq!(
+            out,
+            "3,1970-01-01T00:00:00.000Z,\"Ada, L. (token ci)\",mem_2,tok_5,deploy,svc_1,FORBIDDEN,r1\n"
+        );
     }
 }

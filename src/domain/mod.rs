@@ -32,13 +32,12 @@ pub use instance::{Instance, InstanceStatus};
 pub use log::{LogFilter, LogLine, LogStream, NewLine};
 pub use operation::{
     IdempotencyKey, NewOperation, Operation, OperationFilter, OperationType, Outcome, PlatformReason,
-    RollbackOutcome, Step,
-    StepKind, StepStatus, Trigger, TriggerKind, TriggerSource,
+    RollbackOutcome, Step, StepKind, StepStatus, Trigger, TriggerKind, TriggerSource,
 };
 pub use pin::CommitPin;
 pub use resource::{
-    Environment, EnvironmentPatch, HealthCheck, Member, Name, Organization, Service, ServiceKind, ServicePatch,
-    ServiceSpec,
+    Environment, EnvironmentPatch, HealthCheck, Member, Name, Organization, Service, ServiceKind,
+    ServicePatch, ServiceSpec,
 };
 pub use running::RunningStatusValue;
 pub use selector::OperationSelector;

@@ -6,8 +6,8 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::guard::{Mutating, guard_mutation};
 use super::types::access::{
-    AddMemberInput, ChangeMemberRoleInput, CreateTokenInput, CreatedToken, RemoveMemberInput, RevokeTokenInput,
-    TokenObject,
+    AddMemberInput, ChangeMemberRoleInput, CreateTokenInput, CreatedToken, RemoveMemberInput,
+    RevokeTokenInput, TokenObject,
 };
 use super::types::enums::LogStream;
 use super::types::environment::{CreateEnvironmentInput, EnvironmentNode, UpdateEnvironmentInput};
@@ -24,7 +24,8 @@ use super::types::viewer::MemberObject;
 use crate::auth::random_secret;
 use crate::domain::access::{new_secret, parse_member_name};
 use crate::domain::{
-    self, Action, DomainError, MemberId, NewLine, NewOperation, OperationId, OperationType, ServiceId, TokenId,
+    self, Action, DomainError, MemberId, NewLine, NewOperation, OperationId, OperationType, ServiceId,
+    TokenId,
 };
 use crate::store::auth::{self, SecretParts};
 use crate::store::{idempotency, logs, pins, resources};
@@ -278,8 +279,9 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "Which services, why, and how many at a time.")] input: StartMaintenanceInput,
     ) -> Result<MaintenanceCampaignObject> {
-        let m = guard_mutation(ctx, Action::Configure, input.environment_id.as_ref().map(|id| id.to_string()))
-            .await?;
+        let m =
+            guard_mutation(ctx, Action::Configure, input.environment_id.as_ref().map(|id| id.to_string()))
+                .await?;
         let result = async {
             let new = input.validate()?;
             m.scope.engine().start_maintenance(m.scope.principal, new, Some(m.audit.clone())).await
@@ -334,7 +336,8 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The token to create.")] input: CreateTokenInput,
     ) -> Result<CreatedToken> {
-        let m = guard_mutation(ctx, Action::OwnTokens, input.member_id.as_ref().map(|id| id.to_string())).await?;
+        let m =
+            guard_mutation(ctx, Action::OwnTokens, input.member_id.as_ref().map(|id| id.to_string())).await?;
         let audit = m.audit.clone();
         let result = async {
             let new = input.validate()?;

@@ -129,7 +129,8 @@ impl Query {
         #[graphql(desc = "Cursor of the edge the page ends before.")] before: Option<String>,
     ) -> Result<EnvironmentConnection> {
         let args = page_args(first, after, last, before)?;
-        let page = guard(ctx, Action::Read)?.read(move |r, org| resources::environments_page(r, org, &args)).await?;
+        let page =
+            guard(ctx, Action::Read)?.read(move |r, org| resources::environments_page(r, org, &args)).await?;
         Ok(connection(page, EnvironmentNode))
     }
 
@@ -186,8 +187,9 @@ impl Query {
         let filter =
             filter.unwrap_or_default().validate(environment_id.as_ref(), service_id.as_ref()).gql()?;
         let args = page_args(first, after, last, before)?;
-        let page =
-            guard(ctx, Action::Read)?.read(move |r, org| operations::operations_page(r, org, &filter, &args)).await?;
+        let page = guard(ctx, Action::Read)?
+            .read(move |r, org| operations::operations_page(r, org, &filter, &args))
+            .await?;
         Ok(connection(page, OperationNode))
     }
 
@@ -203,7 +205,8 @@ impl Query {
     ) -> Result<ActivityReport> {
         let env: EnvironmentId = parse_id(&environment_id)?;
         let period = report::period(millis(from), millis(to)).gql()?;
-        let environment = guard(ctx, Action::Read)?.read(move |r, org| resources::environment(r, org, env)).await?;
+        let environment =
+            guard(ctx, Action::Read)?.read(move |r, org| resources::environment(r, org, env)).await?;
         Ok(ActivityReport { environment, period })
     }
 
@@ -219,8 +222,9 @@ impl Query {
     ) -> Result<OperationConnection> {
         let filter = filter.unwrap_or_default().validate().gql()?;
         let args = page_args(first, after, last, before)?;
-        let page =
-            guard(ctx, Action::Read)?.read(move |r, org| operations::operations_page(r, org, &filter, &args)).await?;
+        let page = guard(ctx, Action::Read)?
+            .read(move |r, org| operations::operations_page(r, org, &filter, &args))
+            .await?;
         Ok(connection(page, OperationNode))
     }
 }

@@ -9,8 +9,8 @@ use async_graphql::{Context, ID, Result, Subscription as SubscriptionRoot};
 use futures_util::stream::{self, Stream, StreamExt};
 
 use super::error::gql;
-use super::replay::{Chunk, Live, replay_then_live};
 use super::guard::guard;
+use super::replay::{Chunk, Live, replay_then_live};
 use super::scope::{Scope, parse_id};
 use super::types::log_line::{LogBatch, query_key};
 use super::types::maintenance::MaintenanceCampaignObject;

@@ -29,7 +29,8 @@ pub async fn graphiql(Query(query): Query<PageQuery>) -> Html<String> {
     // Only a well-formed secret is written into the page: nothing else
     // from the URL reaches the HTML.
     let token = query.token.filter(|t| {
-        t.strip_prefix(SECRET_PREFIX).is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        t.strip_prefix(SECRET_PREFIX)
+            .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
     });
     let bearer = token.map(|t| format!("Bearer {t}"));
     let mut page = GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql");
@@ -40,7 +41,11 @@ pub async fn graphiql(Query(query): Query<PageQuery>) -> Html<String> {
 }
 
 /// Who a request comes from and its id, for the schema.
-fn with_caller(state: &AppState, headers: &HeaderMap, request: async_graphql::Request) -> async_graphql::Request {
+fn with_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> async_graphql::Request {
     let caller = Caller(state.authenticate(headers).map(|a| a.principal).map_err(|e| match e {
         DomainError::Unauthenticated(why) => why,
         other => other.to_string(),
@@ -49,7 +54,11 @@ fn with_caller(state: &AppState, headers: &HeaderMap, request: async_graphql::Re
 }
 
 /// Queries and mutations in a JSON body.
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
     count(&state);
     let request = with_caller(&state, &headers, request.into_inner());
     state.schema.execute(request).await.into()

@@ -137,7 +137,11 @@ pub struct AuditQuery {
 /// `GET /reports/audit.csv?from=…&to=…`: the organization's audit log as
 /// CSV, oldest first, streamed from one read snapshot like the activity
 /// report. `ADMIN` or `OWNER`.
-pub async fn audit_csv(State(state): State<AppState>, Query(query): Query<AuditQuery>, headers: HeaderMap) -> Response {
+pub async fn audit_csv(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+    headers: HeaderMap,
+) -> Response {
     let org = match state.caller(&headers, Action::ReadAudit) {
         Ok(p) => p.organization_id,
         Err(e) => return error_response(e),
@@ -164,7 +168,10 @@ pub async fn audit_csv(State(state): State<AppState>, Query(query): Query<AuditQ
     let body = stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let disposition = format!("attachment; filename=\"audit-{org}.csv\"");
     (
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         Body::from_stream(body),
     )
         .into_response()

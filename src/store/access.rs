@@ -446,7 +446,11 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    pub fn delete_keyed_row(&mut self, def: TableDefinition<(u64, &str), &[u8]>, key: (u64, &str)) -> Result<()> {
+    pub fn delete_keyed_row(
+        &mut self,
+        def: TableDefinition<(u64, &str), &[u8]>,
+        key: (u64, &str),
+    ) -> Result<()> {
         self.wrote = true;
         let mut t = self.txn.open_table(def).map_err(internal)?;
         t.remove(key).map_err(internal)?;

@@ -10,7 +10,9 @@ use super::access::{Reader, Result, Tx};
 use super::paging::{Page, PageArgs, Visitor, paginate};
 use super::tables::{AUDIT_LOG, MEMBERS, ORGANIZATIONS, TOKENS};
 use crate::domain::access::{AuditEntry, AuditFilter, MemberRecord, Token};
-use crate::domain::{DomainError, Millis, Organization, OrganizationId, Principal, Role, TokenKind, now_millis};
+use crate::domain::{
+    DomainError, Millis, Organization, OrganizationId, Principal, Role, TokenKind, now_millis,
+};
 
 /// Every member row (of every organization), removed ones included.
 pub fn all_members(r: Reader<'_>) -> Result<Vec<MemberRecord>> {

@@ -8,7 +8,8 @@ use super::resources::service_by_id;
 use super::tables::WEBHOOK_DELIVERIES;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, PushDecision, PushEvent};
 use crate::domain::{
-    IdempotencyKey, Member, NewOperation, OperationType, Principal, ServiceId, Trigger, TriggerSource, now_millis,
+    IdempotencyKey, Member, NewOperation, OperationType, Principal, ServiceId, Trigger, TriggerSource,
+    now_millis,
 };
 
 /// Deliveries kept per service: the newest ones. Refused deliveries can

@@ -6,10 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Store;
 use super::access::{Reader, Result, Tx};
 use super::operations::operation_by_id;
 use super::tables::IDEMPOTENCY_RECORDS;
-use super::Store;
 use crate::domain::{DomainError, IdempotencyKey, Millis, Operation, OperationId, OrganizationId};
 
 /// How long a key is kept: 24 hours.

@@ -7,8 +7,8 @@
 //! events published only after the commit succeeded.
 
 mod access;
-pub mod auth;
 pub mod activity;
+pub mod auth;
 mod check;
 mod codec;
 pub mod events;

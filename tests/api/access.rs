@@ -43,7 +43,12 @@ struct Row {
     allowed: &'static [Who],
 }
 
-const fn row(root: &'static str, field: &'static str, document: &'static str, allowed: &'static [Who]) -> Row {
+const fn row(
+    root: &'static str,
+    field: &'static str,
+    document: &'static str,
+    allowed: &'static [Who],
+) -> Row {
     Row { root, field, document, allowed }
 }
 
@@ -102,9 +107,24 @@ const ROWS: &[Row] = &[
         "mutation($job: ID!) { deploy(input: { serviceId: $job, commit: \"a1\" }) { id } }",
         OPERATORS,
     ),
-    row("Mutation", "redeploy", "mutation($job: ID!) { redeploy(input: { serviceId: $job }) { id } }", OPERATORS),
-    row("Mutation", "unpinCommit", "mutation($job: ID!) { unpinCommit(input: { serviceId: $job }) { id } }", OPERATORS),
-    row("Mutation", "restart", "mutation($job: ID!) { restart(input: { serviceId: $job }) { id } }", OPERATORS),
+    row(
+        "Mutation",
+        "redeploy",
+        "mutation($job: ID!) { redeploy(input: { serviceId: $job }) { id } }",
+        OPERATORS,
+    ),
+    row(
+        "Mutation",
+        "unpinCommit",
+        "mutation($job: ID!) { unpinCommit(input: { serviceId: $job }) { id } }",
+        OPERATORS,
+    ),
+    row(
+        "Mutation",
+        "restart",
+        "mutation($job: ID!) { restart(input: { serviceId: $job }) { id } }",
+        OPERATORS,
+    ),
     row(
         "Mutation",
         "scale",
@@ -229,9 +249,15 @@ fn every_root_field_of_the_schema_has_a_row_in_the_access_matrix() {
     let stale: Vec<&String> = rows.iter().filter(|r| !roots.contains(r)).collect();
     assert!(stale.is_empty(), "rows for fields the schema does not have: {stale:?}");
     for row in ROWS {
-        assert!(row.document.contains(&format!("{}(", row.field)) || row.document.contains(&format!("{} {{", row.field)));
+        assert!(
+            row.document.contains(&format!("{}(", row.field))
+                || row.document.contains(&format!("{} {{", row.field))
+        );
     }
-    assert!(opsgraph::graphql::guard::PUBLIC_FIELDS.is_empty(), "a public field needs rows allowed to PUBLIC");
+    assert!(
+        opsgraph::graphql::guard::PUBLIC_FIELDS.is_empty(),
+        "a public field needs rows allowed to PUBLIC"
+    );
 }
 
 /// A server with a token per caller, a revoked token, and the objects the
@@ -302,8 +328,15 @@ fn code(body: &Value) -> Option<String> {
 }
 
 /// POSTs `document` with `token` and `request_id`; the first error code.
-async fn post(app: &TestApp, token: Option<&str>, document: &str, variables: &Value, request_id: &str) -> Value {
-    let mut request = app.anonymous.post(format!("{}/graphql", app.address)).header("x-request-id", request_id);
+async fn post(
+    app: &TestApp,
+    token: Option<&str>,
+    document: &str,
+    variables: &Value,
+    request_id: &str,
+) -> Value {
+    let mut request =
+        app.anonymous.post(format!("{}/graphql", app.address)).header("x-request-id", request_id);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -316,13 +349,22 @@ async fn post(app: &TestApp, token: Option<&str>, document: &str, variables: &Va
 /// or `Ok` once it sends data (or nothing within a short wait: errors of
 /// the check come first, at once). A refused `connection_init` is
 /// `Err("CLOSED 4403")`.
-async fn subscribe(app: &TestApp, token: Option<&str>, document: &str, variables: &Value) -> Result<(), String> {
+async fn subscribe(
+    app: &TestApp,
+    token: Option<&str>,
+    document: &str,
+    variables: &Value,
+) -> Result<(), String> {
     let mut request = format!("ws://127.0.0.1:{}/graphql", app.port).into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let payload = token.map_or(json!({}), |t| json!({ "authorization": format!("Bearer {t}") }));
-    socket.send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string())).await.unwrap();
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": document, "variables": variables } });
+    socket
+        .send(Message::text(json!({ "type": "connection_init", "payload": payload }).to_string()))
+        .await
+        .unwrap();
+    let subscribe =
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": document, "variables": variables } });
     socket.send(Message::text(subscribe.to_string())).await.unwrap();
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), async {
         while let Some(message) = socket.next().await {
@@ -452,7 +494,10 @@ async fn another_organizations_objects_read_exactly_as_missing_ones() {
     let app = TestApp::spawn_in(dir).await;
 
     let viewer = app.gql_as(&other, "{ viewer { organization { id name } role } }", json!({})).await;
-    assert_eq!(viewer["viewer"], json!({ "organization": { "id": org.to_string(), "name": "acme" }, "role": "OWNER" }));
+    assert_eq!(
+        viewer["viewer"],
+        json!({ "organization": { "id": org.to_string(), "name": "acme" }, "role": "OWNER" })
+    );
     // Lookups answer null, as for an id nobody has.
     for (query, id) in [
         ("query($id: ID!) { node(id: $id) { id } }", &svc),
@@ -469,7 +514,11 @@ async fn another_organizations_objects_read_exactly_as_missing_ones() {
     }
     // Connections leave them out.
     let lists = app
-        .gql_as(&other, "{ environments { nodes { id } } operations { nodes { id } } members { nodes { name } } }", json!({}))
+        .gql_as(
+            &other,
+            "{ environments { nodes { id } } operations { nodes { id } } members { nodes { name } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(lists["environments"]["nodes"], json!([]));
     assert_eq!(lists["operations"]["nodes"], json!([]));
@@ -484,7 +533,13 @@ async fn another_organizations_objects_read_exactly_as_missing_ones() {
     let missing = app.post_as(Some(&other), activity, json!({ "s": "svc_999999" })).await;
     assert_eq!(theirs, missing);
     assert_eq!(theirs["data"]["activity"]["nodes"], json!([]), "{theirs}");
-    let sub = subscribe(&app, Some(&other), "subscription($op: ID!) { operationLogs(operationId: $op) { lastSeq } }", &json!({ "op": op })).await;
+    let sub = subscribe(
+        &app,
+        Some(&other),
+        "subscription($op: ID!) { operationLogs(operationId: $op) { lastSeq } }",
+        &json!({ "op": op }),
+    )
+    .await;
     assert_eq!(sub, Err("NOT_FOUND".to_owned()));
     // Downloads too: 404 for theirs, as for a missing one.
     let download = |path: String| {
@@ -574,7 +629,8 @@ async fn members_roles_and_the_last_owner() {
     assert_eq!(members["members"]["nodes"][0]["role"], "OWNER");
 
     let remove = "mutation($m: ID!) { removeMember(input: { memberId: $m }) { id } }";
-    let demote = "mutation($m: ID!, $r: Role!) { changeMemberRole(input: { memberId: $m, role: $r }) { role } }";
+    let demote =
+        "mutation($m: ID!, $r: Role!) { changeMemberRole(input: { memberId: $m, role: $r }) { role } }";
     app.assert_error(remove, json!({ "m": owner_id }), "CONFLICT", "last owner").await;
     app.assert_error(demote, json!({ "m": owner_id, "r": "ADMIN" }), "CONFLICT", "last owner").await;
     // Only an owner handles owners.
@@ -585,15 +641,23 @@ async fn members_roles_and_the_last_owner() {
     assert_eq!(code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
 
     // A developer promoted to admin may configure from its next request.
-    let dev = app.gql_as(&admin, add, json!({ "n": "dev", "r": "DEVELOPER" })).await["addMember"]["id"].clone();
+    let dev =
+        app.gql_as(&admin, add, json!({ "n": "dev", "r": "DEVELOPER" })).await["addMember"]["id"].clone();
     let dev_token = {
         let data = app
-            .gql_as(&admin, "mutation($m: ID!) { createToken(input: { name: \"dev\", memberId: $m }) { secret } }", json!({ "m": dev }))
+            .gql_as(
+                &admin,
+                "mutation($m: ID!) { createToken(input: { name: \"dev\", memberId: $m }) { secret } }",
+                json!({ "m": dev }),
+            )
             .await;
         data["createToken"]["secret"].as_str().unwrap().to_owned()
     };
     let create_env = "mutation { createEnvironment(input: { name: \"staging\" }) { id } }";
-    assert_eq!(code(&app.post_as(Some(&dev_token), create_env, json!({})).await).as_deref(), Some("FORBIDDEN"));
+    assert_eq!(
+        code(&app.post_as(Some(&dev_token), create_env, json!({})).await).as_deref(),
+        Some("FORBIDDEN")
+    );
     app.gql_as(&admin, demote, json!({ "m": dev, "r": "ADMIN" })).await;
     app.gql_as(&dev_token, create_env, json!({})).await;
 
@@ -620,7 +684,9 @@ async fn tokens_are_shown_once_listed_by_prefix_capped_expired_and_revoked() {
     // Capped at DEVELOPER: deploys yes, configuration no.
     let viewer = app.gql_as(&secret, "{ viewer { role member { name } } }", json!({})).await;
     assert_eq!(viewer["viewer"], json!({ "role": "DEVELOPER", "member": { "name": "owner" } }));
-    let body = app.post_as(Some(&secret), "mutation { createEnvironment(input: { name: \"x\" }) { id } }", json!({})).await;
+    let body = app
+        .post_as(Some(&secret), "mutation { createEnvironment(input: { name: \"x\" }) { id } }", json!({}))
+        .await;
     assert_eq!(code(&body).as_deref(), Some("FORBIDDEN"));
     // Listed without the secret.
     let listed = app.post("{ tokens { nodes { id name prefix kind role active } } }", json!({})).await;
@@ -628,6 +694,8 @@ async fn tokens_are_shown_once_listed_by_prefix_capped_expired_and_revoked() {
     assert_eq!(listed["data"]["tokens"]["nodes"].as_array().unwrap().len(), 2);
     // A viewer lists only its own tokens and cannot revoke another's.
     let vera = app.token_for("vera", "VIEWER").await;
+    let mut sub = app.subscribe_as(&vera, "subscription { recoveryProgress { queued } }", json!({})).await;
+    assert_eq!(sub.next().await.expect("a viewer follows feeds")["recoveryProgress"]["queued"], 0);
     let own = app.gql_as(&vera, "{ tokens { nodes { name } } }", json!({})).await;
     assert_eq!(own["tokens"]["nodes"], json!([{ "name": "vera" }]));
     let revoke = "mutation($t: ID!) { revokeToken(input: { tokenId: $t }) { revokedAt active } }";
@@ -665,21 +733,36 @@ async fn an_audit_record_names_the_actor_target_outcome_and_request_of_each_atte
     post(&app, Some(&vera), deploy, &json!({ "s": svc }), "req-refused").await;
     post(&app, Some(&app.token), deploy, &json!({ "s": "svc_4242" }), "req-missing").await;
     let records = audit_log(&app).await;
-    let find = |id: &str| records.iter().find(|r| r["requestId"] == id).unwrap_or_else(|| panic!("{id}")).clone();
+    let find =
+        |id: &str| records.iter().find(|r| r["requestId"] == id).unwrap_or_else(|| panic!("{id}")).clone();
     let allowed = find("req-allowed");
     assert_eq!(
-        (allowed["actor"].as_str(), allowed["action"].as_str(), allowed["target"].as_str(), allowed["outcome"].as_str()),
+        (
+            allowed["actor"].as_str(),
+            allowed["action"].as_str(),
+            allowed["target"].as_str(),
+            allowed["outcome"].as_str()
+        ),
         (Some("owner (token first owner token)"), Some("deploy"), Some(op.as_str()), Some("SUCCEEDED"))
     );
     let refused = find("req-refused");
     assert_eq!(refused["member"]["name"], "vera");
     assert_eq!(refused["tokenName"], "vera");
-    assert_eq!((refused["target"].as_str(), refused["outcome"].as_str()), (Some(svc.as_str()), Some("FORBIDDEN")));
+    assert_eq!(
+        (refused["target"].as_str(), refused["outcome"].as_str()),
+        (Some(svc.as_str()), Some("FORBIDDEN"))
+    );
     assert_eq!(find("req-missing")["outcome"], "NOT_FOUND");
     assert!(records[0]["seq"].as_u64() > records[1]["seq"].as_u64(), "newest first");
     let only_refused = app
-        .gql("{ auditLog(filter: { succeeded: false, action: \"deploy\" }) { nodes { requestId } } }", json!({}))
+        .gql(
+            "{ auditLog(filter: { succeeded: false, action: \"deploy\" }) { nodes { requestId } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(only_refused["auditLog"]["nodes"], json!([{ "requestId": "req-missing" }, { "requestId": "req-refused" }]));
+    assert_eq!(
+        only_refused["auditLog"]["nodes"],
+        json!([{ "requestId": "req-missing" }, { "requestId": "req-refused" }])
+    );
     app.stop().await;
 }

@@ -27,7 +27,8 @@ async fn ten_concurrent_identical_deploys_with_one_key_create_one_operation_and_
     assert_eq!(operations_of(&app, &svc).await.len(), 1, "exactly one operation");
     // Each attempt is on record, all with the one operation as target.
     let op = replies[0]["data"]["deploy"]["id"].clone();
-    let audit = app.gql("{ auditLog(filter: { action: \"deploy\" }) { nodes { target outcome } } }", json!({})).await;
+    let audit =
+        app.gql("{ auditLog(filter: { action: \"deploy\" }) { nodes { target outcome } } }", json!({})).await;
     let nodes = audit["auditLog"]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 10);
     assert!(nodes.iter().all(|n| n["target"] == op && n["outcome"] == "SUCCEEDED"), "{nodes:#?}");
@@ -41,15 +42,20 @@ async fn a_key_reused_for_another_request_is_refused_and_other_mutations_have_th
     let svc = app.create_service(&env, json!({ "name": "api", "kind": "JOB" })).await;
     let other = app.create_service(&env, json!({ "name": "worker", "kind": "JOB" })).await;
     app.gql(DEPLOY, json!({ "s": svc, "c": "c1", "k": "k1" })).await;
-    for variables in [json!({ "s": svc, "c": "c2", "k": "k1" }), json!({ "s": other, "c": "c1", "k": "k1" })] {
+    for variables in [json!({ "s": svc, "c": "c2", "k": "k1" }), json!({ "s": other, "c": "c1", "k": "k1" })]
+    {
         assert_eq!(app.error_code(DEPLOY, variables).await, "IDEMPOTENCY_KEY_REUSED");
     }
-    let restart = "mutation($s: ID!, $k: String) { restart(input: { serviceId: $s, idempotencyKey: $k }) { id } }";
+    let restart =
+        "mutation($s: ID!, $k: String) { restart(input: { serviceId: $s, idempotencyKey: $k }) { id } }";
     assert_eq!(app.error_code(restart, json!({ "s": svc, "k": "k1" })).await, "IDEMPOTENCY_KEY_REUSED");
     let scale = "mutation($s: ID!, $n: Int!, $k: String) { scale(input: { serviceId: $s, instances: $n, idempotencyKey: $k }) { id } }";
     let first = app.gql(scale, json!({ "s": other, "n": 2, "k": "s1" })).await;
     assert_eq!(app.gql(scale, json!({ "s": other, "n": 2, "k": "s1" })).await, first);
-    assert_eq!(app.error_code(scale, json!({ "s": other, "n": 3, "k": "s1" })).await, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(
+        app.error_code(scale, json!({ "s": other, "n": 3, "k": "s1" })).await,
+        "IDEMPOTENCY_KEY_REUSED"
+    );
     // A key is the organization's, not a person's: another member's retry
     // of the same request is the same request.
     let dev = app.token_for("dev", "DEVELOPER").await;

@@ -304,7 +304,8 @@ async fn a_stalled_subscriber_does_not_hold_back_another_and_ends_as_slow_consum
     let (_, op) = held_operation(&app, "production").await;
     let mut fast = app.subscribe(FOLLOW, json!({ "op": op })).await;
     let mut slow =
-        Subscription::open_with_buffer(app.port, &app.token, FOLLOW, json!({ "op": op }), Some(16 * 1024)).await;
+        Subscription::open_with_buffer(app.port, &app.token, FOLLOW, json!({ "op": op }), Some(16 * 1024))
+            .await;
     // Both have replayed what was stored and follow live.
     let mut slow_got = batch_lines(&slow.next().await.unwrap());
     let mut fast_got = batch_lines(&fast.next().await.unwrap());

@@ -320,12 +320,7 @@ impl AuditFilterInput {
         Ok(AuditFilter {
             action: self.action.clone(),
             member_id: self.member_id.as_ref().map(|m| m.parse::<MemberId>()).transpose()?.map(|m| m.0),
-            token_id: self
-                .token_id
-                .as_ref()
-                .map(|t| t.parse::<domain::TokenId>())
-                .transpose()?
-                .map(|t| t.0),
+            token_id: self.token_id.as_ref().map(|t| t.parse::<domain::TokenId>()).transpose()?.map(|t| t.0),
             target: self.target.clone(),
             succeeded: self.succeeded,
             from: self.from.map(millis),

@@ -7,8 +7,8 @@ use super::enums::TriggerSource;
 use super::selector::OperationSelectorInput;
 use crate::domain::resource::{parse_commit, parse_instances};
 use crate::domain::{
-    DomainError, IdempotencyKey, Member, NewOperation, Operation, OperationId, OperationSelector, OperationType, ServiceId,
-    Trigger,
+    DomainError, IdempotencyKey, Member, NewOperation, Operation, OperationId, OperationSelector,
+    OperationType, ServiceId, Trigger,
 };
 
 /// Input of `deploy`.
