@@ -76,7 +76,7 @@ impl Default for Limits {
 /// internal error.
 pub fn build_schema(ctx: Option<GraphqlContext>) -> AppSchema {
     // No extension: any extension puts a hook chain on every field.
-    let builder = Schema::build(Query, Mutation, Subscription);
+    let builder = Schema::build(Query, Mutation::default(), Subscription);
     match ctx {
         Some(ctx) => builder.data(ctx).finish(),
         None => builder.finish(),

@@ -243,4 +243,51 @@ mod tests {
         let keys = store.read(|r| r.time_index_keys()).await.unwrap();
         assert_eq!(keys, [(0, 2_000, 2), (1, 1_000, 1), (1, 3_000, 3)]);
     }
+
+    #[tokio::test]
+    async fn version_5_gives_each_organization_an_owner_and_keeps_its_idempotency_keys() {
+        use crate::domain::fixtures::op;
+        use crate::domain::{IdempotencyKey, OperationStatus, OperationType, Organization, OrganizationId};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            migrate_to(&db, 0, 4).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let org = Organization { id: OrganizationId(1), name: "default".into(), created_at: 5 };
+                txn.open_table(ORGANIZATIONS)
+                    .unwrap()
+                    .insert(1, serde_json::to_vec(&org).unwrap().as_slice())
+                    .unwrap();
+                txn.open_table(SEQUENCES).unwrap().insert("organization", 1).unwrap();
+                let row = op(7, OperationType::Deploy, OperationStatus::DeploymentOk);
+                txn.open_table(OPERATIONS)
+                    .unwrap()
+                    .insert(7, serde_json::to_vec(&row).unwrap().as_slice())
+                    .unwrap();
+                txn.open_table(IDEMPOTENCY_KEYS).unwrap().insert((1, "push-1"), 7).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        let members = store.read(crate::store::auth::all_members).await.unwrap();
+        assert_eq!(members.len(), 1);
+        assert_eq!(
+            (members[0].id, members[0].name.as_str(), members[0].role),
+            (1, "owner", crate::domain::Role::Owner)
+        );
+        // Any request with the old key replays its operation, for 24 hours
+        // from its queue time (7 s after the epoch in the fixture).
+        let key = IdempotencyKey::new("push-1", &["anything"]).unwrap();
+        let at = 7_000 + 1_000;
+        let replayed = store
+            .read(move |r| crate::store::idempotency::replay(r, OrganizationId(1), &key, at))
+            .await
+            .unwrap();
+        assert_eq!(replayed.map(|o| o.id.0), Some(7));
+        let later = 7_000 + crate::store::idempotency::KEPT_MS;
+        assert_eq!(crate::store::idempotency::expire(&store, later).await.unwrap(), 1);
+    }
 }
