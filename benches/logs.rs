@@ -179,7 +179,9 @@ mod server {
 
     pub struct Server {
         pub port: u16,
+        /// Sends the owner token of the first start with every request.
         pub http: reqwest::Client,
+        pub token: String,
         shutdown: CancellationToken,
         task: tokio::task::JoinHandle<Result<()>>,
         /// Holds the database; also where baselines keep their files.
@@ -197,11 +199,19 @@ mod server {
             args.limits.max_connections_per_caller = usize::MAX;
             let app = Application::build(args).await?;
             let port = app.port();
+            let token = app.first_token().context("a new database prints an owner token")?.secret.clone();
             let mut ready = app.readiness();
             let shutdown = app.shutdown_token();
             let task = tokio::spawn(app.run_until_stopped());
             tokio::time::timeout(PATIENCE, ready.wait_for(|r| *r)).await??;
-            Ok(Self { port, http: reqwest::Client::new(), shutdown, task, dir })
+            Ok(Self { port, http: Self::authorized(&token)?, token, shutdown, task, dir })
+        }
+
+        /// A client that sends `token` with every request.
+        pub fn authorized(token: &str) -> Result<reqwest::Client> {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+            Ok(reqwest::Client::builder().default_headers(headers).build()?)
         }
 
         pub fn graphql(&self) -> String {
@@ -348,11 +358,13 @@ mod client {
                         { lastSeq lines { seq at stream text } } }";
 
     /// Opens an `operationLogs` subscription of `op` after `after`.
-    pub async fn subscribe(port: u16, op: &str, after: u64) -> Result<Socket> {
+    pub async fn subscribe(port: u16, token: &str, op: &str, after: u64) -> Result<Socket> {
         let mut request = format!("ws://127.0.0.1:{port}/graphql").into_client_request()?;
         request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
         let (mut socket, _) = connect(request).await?;
-        socket.send(Message::text(r#"{"type":"connection_init","payload":{}}"#)).await?;
+        let init =
+            json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+        socket.send(Message::text(init.to_string())).await?;
         let (_, ack) = next_text(&mut socket).await?.context("closed before connection_ack")?;
         ensure!(kind(&ack)? == "connection_ack", "expected connection_ack, got {ack}");
         let subscribe = json!({ "id": "1", "type": "subscribe",
@@ -733,7 +745,7 @@ mod fanout {
 
     /// One side of the comparison.
     enum Side {
-        Opsgraph { port: u16, url: String, op: String },
+        Opsgraph { port: u16, token: String, url: String, op: String },
         Plain { port: u16, url: String },
     }
 
@@ -774,7 +786,12 @@ mod fanout {
         let server = Server::start().await?;
         let http = server.http.clone();
         let operations = running_operations(&http, &server.graphql(), 1).await?;
-        let opsgraph = Side::Opsgraph { port: server.port, url: server.graphql(), op: operations[0].clone() };
+        let opsgraph = Side::Opsgraph {
+            port: server.port,
+            token: server.token.clone(),
+            url: server.graphql(),
+            op: operations[0].clone(),
+        };
         let port = plain::serve().await?;
         let plain = Side::Plain { port, url: format!("http://127.0.0.1:{port}/publish") };
         println!(
@@ -864,8 +881,8 @@ mod fanout {
         /// A client that follows live; returns it and the `seq` it expects next.
         async fn connect(&self, after: u64, marker: &str) -> Result<(Socket, u64)> {
             match self {
-                Self::Opsgraph { port, op, .. } => {
-                    let mut socket = client::subscribe(*port, op, after).await?;
+                Self::Opsgraph { port, token, op, .. } => {
+                    let mut socket = client::subscribe(*port, token, op, after).await?;
                     let (_, text) = client::next_text(&mut socket).await?.context("closed before warm-up")?;
                     let batch = client::batch(&text)?;
                     let found = batch.lines.iter().find(|l| l.text == marker).map(|l| l.seq);
@@ -1000,6 +1017,8 @@ mod memory {
     struct Child {
         process: tokio::process::Child,
         port: u16,
+        /// The owner token an opsgraph first start prints.
+        token: Option<String>,
     }
 
     /// Runs the scenario; returns the median KiB per opsgraph subscriber
@@ -1037,7 +1056,8 @@ mod memory {
             .args(["--max-connections-per-caller", "100000"])
             .env("RUST_LOG", "warn");
         let mut server = Child::spawn(command, "opsgraph listening on ").await?;
-        let (http, port) = (reqwest::Client::new(), server.port);
+        let token = server.token.clone().context("no owner token printed")?;
+        let (http, port) = (server::Server::authorized(&token)?, server.port);
         let url = format!("http://127.0.0.1:{port}/graphql");
         let ready = format!("http://127.0.0.1:{port}/readyz");
         let deadline = Instant::now() + PATIENCE;
@@ -1049,8 +1069,9 @@ mod memory {
         let op = &operations[0];
         let lines = (0..REPLAY_LINES).map(|n| padded(format!("replay line {n:06} "))).collect();
         let (_, head) = append(&http, &url, op, lines).await?;
+        let token = &token;
         let open = || async move {
-            let mut socket = client::subscribe(port, op, 0).await?;
+            let mut socket = client::subscribe(port, token, op, 0).await?;
             client::replay(&mut socket, head).await?;
             Ok::<_, anyhow::Error>(socket)
         };
@@ -1106,9 +1127,18 @@ mod memory {
                 .and_then(|rest| rest.split('/').next())
                 .and_then(|port| port.parse().ok())
                 .ok_or_else(|| anyhow!("unexpected first line: {line}"))?;
+            let mut token = None;
+            if banner.starts_with("opsgraph") {
+                while let Some(line) = tokio::time::timeout(PATIENCE, lines.next_line()).await?? {
+                    if let Some(secret) = line.strip_prefix("OPSGRAPH_TOKEN=") {
+                        token = Some(secret.to_owned());
+                        break;
+                    }
+                }
+            }
             // Keep reading (and dropping) what it prints, so it never blocks.
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            Ok(Self { process, port })
+            Ok(Self { process, port, token })
         }
 
         fn status(&self) -> Result<Status> {

@@ -202,8 +202,18 @@ impl Server {
             .ok_or_else(|| anyhow!("no address in {line:?}"))?
             .trim_end_matches('/')
             .to_owned();
+        // A new file: the server prints the owner token of its first start.
+        let token = loop {
+            let mut line = String::new();
+            ensure!(stdout.read_line(&mut line)? > 0, "{name}: no owner token printed");
+            if let Some(secret) = line.trim().strip_prefix("OPSGRAPH_TOKEN=") {
+                break secret.to_owned();
+            }
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
         // Readiness is a flag the server raises after recovery: poll it.
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder().default_headers(headers).build()?;
         let ready = format!("{address}/readyz");
         while !http.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
             tokio::time::sleep(Duration::from_millis(20)).await;

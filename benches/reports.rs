@@ -236,6 +236,7 @@ async fn export_through_server(
     let start = Instant::now();
     let mut response = client
         .get(url)
+        .bearer_auth(&server.token)
         .query(&[("environment", format!("env_{env}")), ("from", at(from)), ("to", at(to))])
         .send()
         .await?
@@ -255,6 +256,9 @@ async fn export_through_server(
 struct Server {
     child: Child,
     address: String,
+    /// The owner token the first start over the file printed (kept beside
+    /// the file for later starts).
+    token: String,
 }
 
 impl Server {
@@ -268,20 +272,33 @@ impl Server {
             .stdout(Stdio::piped())
             .spawn()?;
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        stdout.read_line(&mut line)?;
         let address = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
             .ok_or_else(|| anyhow::anyhow!("no address in {line:?}"))?
             .trim_end_matches('/')
             .to_owned();
+        let kept = db.with_extension("token");
+        let token = match std::fs::read_to_string(&kept) {
+            Ok(token) => token,
+            Err(_) => loop {
+                let mut line = String::new();
+                anyhow::ensure!(stdout.read_line(&mut line)? > 0, "no owner token printed");
+                if let Some(secret) = line.trim().strip_prefix("OPSGRAPH_TOKEN=") {
+                    std::fs::write(&kept, secret)?;
+                    break secret.to_owned();
+                }
+            },
+        };
         // Readiness is a flag the server raises after recovery: poll it.
         let client = reqwest::Client::new();
         let ready = format!("{address}/readyz");
         while !client.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self { child, address })
+        Ok(Self { child, address, token })
     }
 
     /// `VmHWM`: the peak resident set size of the process so far.

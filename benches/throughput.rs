@@ -58,13 +58,16 @@ async fn main() -> anyhow::Result<()> {
     // limiter, not the server.
     args.limits.rate_limit = 0;
     let app = Application::build(args).await?;
+    let token = app.first_token().map(|t| t.secret.clone()).unwrap_or_default();
     let port = app.port();
     let store = app.store();
     let mut ready = app.readiness();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
     ready.wait_for(|r| *r).await?;
-    let client = reqwest::Client::new();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    let client = reqwest::Client::builder().default_headers(headers).build()?;
     let graphql = format!("http://127.0.0.1:{port}/graphql");
 
     let services = seed(&client, &graphql).await?;

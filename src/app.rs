@@ -10,13 +10,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Registry, random_secret};
 use crate::config::ServeArgs;
-use crate::domain::{Member, Principal};
+use crate::domain::access::{Grant, Principal, Role, new_secret};
 use crate::engine::healing::Healing;
 use crate::engine::{Engine, LocalExecutor, metrics, monitor};
 use crate::graphql::{CodedSchema, GraphqlContext, build_schema};
 use crate::http::{self, AppState, TransportLimits};
-use crate::store::{Store, resources, retention};
+use crate::store::auth::{self, SecretParts};
+use crate::store::{Store, idempotency, retention};
 
 /// Name of the organization a new database starts with.
 const FIRST_ORGANIZATION: &str = "default";
@@ -26,6 +28,8 @@ const MIN_METRICS_INTERVAL_MS: u64 = 50;
 
 /// A built server, listening but not yet serving.
 pub struct Application {
+    /// What the first start of a new database file made, to show once.
+    first_start: Option<FirstToken>,
     listener: TcpListener,
     state: AppState,
     engine: Arc<Engine>,
@@ -78,10 +82,8 @@ impl Application {
     /// [`Application::build`] over a store the caller opened on `args.db`
     /// (tests run the server over a backend that fails on demand).
     pub async fn build_on(args: ServeArgs, store: Store) -> anyhow::Result<Self> {
-        let org = store
-            .write(|tx| resources::ensure_first_organization(tx, FIRST_ORGANIZATION))
-            .await
-            .context("creating the first organization")?;
+        let first_start = first_start(&store).await?;
+        let registry = Registry::load(&store).await.context("loading tokens and members")?;
         let listener =
             TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
         let shutdown = CancellationToken::new();
@@ -101,20 +103,27 @@ impl Application {
             args.auto_incident_rule(),
         );
         let limits = args.limits();
-        let schema =
-            build_schema(Some(GraphqlContext { store: store.clone(), engine: engine.clone(), limits }));
+        let context = GraphqlContext {
+            store: store.clone(),
+            engine: engine.clone(),
+            limits,
+            registry: registry.clone(),
+        };
+        let schema = build_schema(Some(context));
         let (ready, ready_rx) = watch::channel(false);
-        // Until access control exists, every request acts as this owner.
-        let owner = Principal { organization_id: org.id, member: Member { id: 1, name: "owner".into() } };
         let init_timeout = Duration::from_millis(args.connection_init_timeout_ms);
-        let demo = args.demo.then(|| DemoSeed { schema: schema.clone(), caller: demo_caller(&owner) });
+        let demo = match args.demo {
+            true => Some(DemoSeed { schema: schema.clone(), caller: demo_caller(&store).await? }),
+            false => None,
+        };
         let execution_time = Duration::from_millis(args.limits.max_execution_ms);
         let schema = CodedSchema::new(schema, args.limits.document(), execution_time);
         let state =
-            AppState::new(schema, store, engine.clone(), owner, ready_rx, shutdown.clone(), tasks.clone())
+            AppState::new(schema, store, engine.clone(), registry, ready_rx, shutdown.clone(), tasks.clone())
                 .with_connection_init_timeout(init_timeout)
                 .with_limits(TransportLimits::from(&args.limits), args.limits.rate_limit);
         Ok(Self {
+            first_start,
             listener,
             state,
             engine,
@@ -127,6 +136,12 @@ impl Application {
             demo,
             demo_seeded: watch::channel(None).0,
         })
+    }
+
+    /// The owner token made by the first start of a new database file
+    /// (`None` on any later start): shown once, never stored.
+    pub fn first_token(&self) -> Option<&FirstToken> {
+        self.first_start.as_ref()
     }
 
     /// The port the server listens on.
@@ -161,6 +176,7 @@ impl Application {
     /// is stopped, and the database file is closed before this returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
+            first_start: _,
             listener,
             state,
             engine,
@@ -217,10 +233,51 @@ impl Application {
     }
 }
 
-/// The caller the demo seeds as: the organization's owner. One place, so
-/// that it follows however the owner is known (today the built-in one).
-fn demo_caller(owner: &Principal) -> Principal {
-    owner.clone()
+/// The organization and owner token of a first start.
+#[derive(Clone)]
+pub struct FirstToken {
+    pub organization: String,
+    pub owner: String,
+    /// The whole secret. Never logged: printed once to standard output.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for FirstToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstToken").field("organization", &self.organization).finish_non_exhaustive()
+    }
+}
+
+/// On a database file that never had a token: creates the first
+/// organization (if none), its owner and an owner token.
+async fn first_start(store: &Store) -> anyhow::Result<Option<FirstToken>> {
+    let (secret, prefix, hash) = new_secret(random_secret()?);
+    let parts = SecretParts { prefix, hash };
+    let made = store
+        .write(move |tx| auth::first_start(tx, FIRST_ORGANIZATION, &parts))
+        .await
+        .context("creating the first organization and owner token")?;
+    Ok(made.map(|m| {
+        tracing::info!(organization = %m.organization.id, token = %m.token.prefix, "first start: created an owner token");
+        FirstToken { organization: m.organization.name, owner: m.owner.name, secret }
+    }))
+}
+
+/// The caller the demo seeds as: the first organization's first owner,
+/// acting without a token (the seeding runs inside the server).
+async fn demo_caller(store: &Store) -> anyhow::Result<Principal> {
+    let members = store.read(auth::all_members).await.context("reading the members")?;
+    let owner = members
+        .into_iter()
+        .filter(|m| !m.is_removed() && m.role == Role::Owner)
+        .min_by_key(|m| m.id)
+        .context("no owner to seed the demo as")?;
+    Ok(Principal {
+        organization_id: owner.organization_id,
+        member: owner.member(),
+        grant: Grant::Member(Role::Owner),
+        token: None,
+    })
 }
 
 /// Seeds the demo in the background while the server already serves (the
@@ -277,10 +334,76 @@ async fn retain(store: Store, every: Duration, metrics_kept: Duration, shutdown:
                 Ok(samples) => tracing::info!(samples, "metrics retention deleted expired usage samples"),
                 Err(error) => tracing::error!(%error, "a metrics retention pass failed"),
             }
+            match idempotency::expire(&store, now).await {
+                Ok(0) => {}
+                Ok(keys) => tracing::info!(keys, "expired idempotency keys deleted"),
+                Err(error) => tracing::error!(%error, "an idempotency key retention pass failed"),
+            }
         };
         tokio::select! {
             () = passes => {}
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+/// `opsgraph org create`: makes an organization in the database file and
+/// returns its id.
+pub async fn create_organization_offline(
+    db: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<crate::domain::OrganizationId> {
+    let name = crate::domain::access::parse_member_name(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let store = open_offline(db)?;
+    let org = store.write(move |tx| auth::create_organization(tx, &name)).await?;
+    let closed = store.closed();
+    drop(store);
+    closed.await;
+    Ok(org.id)
+}
+
+fn open_offline(db: &std::path::Path) -> anyhow::Result<Store> {
+    Store::open(db).with_context(|| {
+        format!("opening {} (a running server holds it: use the API instead, or stop it)", db.display())
+    })
+}
+
+/// `opsgraph token create`: makes a token in the database file and returns
+/// its secret (to print once).
+pub async fn create_token_offline(args: crate::config::TokenCreateArgs) -> anyhow::Result<String> {
+    use crate::domain::{OrganizationId, Role, TokenKind};
+    let org: OrganizationId = match args.org.parse::<u64>() {
+        Ok(n) => OrganizationId(n),
+        Err(_) => args.org.parse().map_err(|e| anyhow::anyhow!("--org: {e}"))?,
+    };
+    let kind = match args.kind.to_ascii_uppercase().as_str() {
+        "PERSONAL" => TokenKind::Personal,
+        "WORKER" => TokenKind::Worker,
+        "MONITORING" => TokenKind::Monitoring,
+        other => anyhow::bail!("--kind: `{other}` is not PERSONAL, WORKER or MONITORING"),
+    };
+    let role =
+        args.role.as_deref().map(Role::parse).transpose().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+    if kind != TokenKind::Personal && role.is_some() {
+        anyhow::bail!("--role is for PERSONAL tokens only");
+    }
+    let new = auth::NewToken {
+        name: crate::domain::access::parse_token_name(&args.name)
+            .map_err(|e| anyhow::anyhow!("--name: {e}"))?,
+        kind,
+        member_id: None,
+        role,
+        expires_at: args
+            .expires_in_days
+            .map(|days| crate::domain::now_millis().saturating_add(i64::from(days) * 86_400_000)),
+    };
+    let store = open_offline(&args.db)?;
+    let (secret, prefix, hash) = new_secret(random_secret()?);
+    let parts = SecretParts { prefix, hash };
+    let token = store.write(move |tx| auth::create_token_offline(tx, org, &new, &parts)).await?;
+    tracing::info!(token = %token.prefix, organization = %org, "token created from the command line");
+    let closed = store.closed();
+    drop(store);
+    closed.await;
+    Ok(secret)
 }

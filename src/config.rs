@@ -27,6 +27,66 @@ pub enum Command {
     Demo(ServeArgs),
     /// Print the GraphQL schema (SDL) to standard output.
     ExportSchema,
+    /// Manage API tokens in a database file (while no server has it open).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage organizations in a database file (while no server has it
+    /// open).
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+/// `opsgraph org …`.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and print its id; give it an owner with
+    /// `opsgraph token create --org <id> --role OWNER`.
+    Create(OrgCreateArgs),
+}
+
+/// `opsgraph org create`.
+#[derive(Debug, Clone, Args)]
+pub struct OrgCreateArgs {
+    /// Path of the redb database file (not open in a running server).
+    #[arg(long, env = "OPSGRAPH_DB", default_value = "opsgraph.redb")]
+    pub db: PathBuf,
+    /// Its display name.
+    #[arg(long)]
+    pub name: String,
+}
+
+/// `opsgraph token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown only this once).
+    Create(TokenCreateArgs),
+}
+
+/// `opsgraph token create`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    /// Path of the redb database file. The server must not be running on
+    /// it (a running server holds the file): use the `createToken`
+    /// mutation then.
+    #[arg(long, env = "OPSGRAPH_DB", default_value = "opsgraph.redb")]
+    pub db: PathBuf,
+    /// The organization: its id (`org_1`) or its number (`1`).
+    #[arg(long)]
+    pub org: String,
+    /// For a personal token: the role it acts with (OWNER, ADMIN,
+    /// DEVELOPER, VIEWER). It acts as the organization's first member with
+    /// that role, created (named after the role) if there is none.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// PERSONAL (default), WORKER or MONITORING.
+    #[arg(long, default_value = "PERSONAL")]
+    pub kind: String,
+    /// What to call the token.
+    #[arg(long, default_value = "cli")]
+    pub name: String,
+    /// Days until the token expires; omitted: never.
+    #[arg(long)]
+    pub expires_in_days: Option<u32>,
 }
 
 /// How the server runs.
@@ -281,5 +341,12 @@ mod tests {
         assert!(Cli::try_parse_from(["opsgraph", "--auto-incident-min-services", "0"]).is_err());
         let cli = Cli::try_parse_from(["opsgraph", "export-schema"]).unwrap();
         assert!(matches!(cli.command, Some(Command::ExportSchema)));
+        let cli = Cli::try_parse_from(["opsgraph", "token", "create", "--org", "org_1", "--role", "ADMIN"])
+            .unwrap();
+        let Some(Command::Token(TokenCommand::Create(args))) = cli.command else { panic!("token create") };
+        assert_eq!(
+            (args.org.as_str(), args.role.as_deref(), args.kind.as_str()),
+            ("org_1", Some("ADMIN"), "PERSONAL")
+        );
     }
 }

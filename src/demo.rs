@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::domain::Principal;
 use crate::graphql::AppSchema;
+use crate::graphql::guard::{Caller, RequestId};
 
 /// Longest the seeding waits for one thing (an operation to end, the
 /// worker's crash to be healed) before it gives up with an error.
@@ -128,7 +129,10 @@ struct Demo<'a> {
 
 impl Demo<'_> {
     fn request(&self, query: &str, variables: Value) -> Request {
-        Request::new(query).variables(Variables::from_json(variables)).data(self.caller.clone())
+        Request::new(query)
+            .variables(Variables::from_json(variables))
+            .data(Caller(Ok(self.caller.clone())))
+            .data(RequestId("demo".into()))
     }
 
     /// Runs a query or mutation and returns its data; any error fails.

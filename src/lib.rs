@@ -1,8 +1,8 @@
 //! opsgraph: the operations record and control plane of a
 //! platform-as-a-service, served as GraphQL over one embedded redb file.
 //!
-//! Layers, with dependencies pointing one way (`http -> graphql -> engine ->
-//! store -> domain`):
+//! Layers, with dependencies pointing one way (`http -> graphql -> auth ->
+//! engine -> store -> domain`):
 //!
 //! - [`domain`] — pure types and rules: ids, the operation status machine,
 //!   step plans, running-status aggregation, validation, the error enum.
@@ -17,9 +17,14 @@
 //!   the local executor that runs services as child processes, and the
 //!   status page's incidents that open themselves. Must not import
 //!   `graphql` or `http`.
+//! - [`auth`] — authentication: the in-memory registry of tokens and
+//!   members every request is checked against, and the cancellation that
+//!   ends a revoked token's connections. Imports `store` and `domain`.
 //! - [`graphql`] — the schema: thin resolvers that validate input into
 //!   domain types and call one store or engine function; the one place
-//!   errors become GraphQL errors with `extensions.code`.
+//!   errors become GraphQL errors with `extensions.code`; `guard`, the
+//!   one permission check every root field starts with, and the audit
+//!   record of every mutation attempt.
 //! - [`http`] — axum routes: GraphQL over HTTP and WebSocket, GraphiQL, log
 //!   downloads, the public status page and its Atom feed, health and
 //!   metrics.
@@ -30,6 +35,7 @@
 //!   imports nothing of the project, so every layer may record into it.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod domain;

@@ -61,8 +61,9 @@ pub enum DomainError {
     Conflict(String),
     #[error("{0}")]
     InvalidTransition(String),
-    #[error("authentication required")]
-    Unauthenticated,
+    /// No token, or one that cannot act (unknown, revoked, expired).
+    #[error("authentication required: {0}")]
+    Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("too many requests")]
@@ -91,7 +92,7 @@ impl DomainError {
             Self::BadUserInput { .. } => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::InvalidTransition(_) => ErrorCode::InvalidTransition,
-            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::RateLimited => ErrorCode::RateLimited,
             Self::IdempotencyKeyReused(_) => ErrorCode::IdempotencyKeyReused,
@@ -126,7 +127,7 @@ mod tests {
             (DomainError::bad_input("name", "empty"), "BAD_USER_INPUT"),
             (DomainError::Conflict("x".into()), "CONFLICT"),
             (DomainError::InvalidTransition("x".into()), "INVALID_TRANSITION"),
-            (DomainError::Unauthenticated, "UNAUTHENTICATED"),
+            (DomainError::Unauthenticated("x".into()), "UNAUTHENTICATED"),
             (DomainError::Forbidden("x".into()), "FORBIDDEN"),
             (DomainError::RateLimited, "RATE_LIMITED"),
             (DomainError::IdempotencyKeyReused("k".into()), "IDEMPOTENCY_KEY_REUSED"),

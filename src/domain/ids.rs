@@ -53,6 +53,8 @@ typed_id!(ServiceId, "svc", "Service");
 typed_id!(InstanceId, "inst", "Instance");
 typed_id!(OperationId, "op", "Operation");
 typed_id!(MaintenanceId, "mnt", "Maintenance campaign");
+typed_id!(MemberId, "mem", "Member");
+typed_id!(TokenId, "tok", "Token");
 
 #[cfg(test)]
 mod tests {

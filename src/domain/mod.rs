@@ -1,6 +1,7 @@
 //! Pure types and rules of the operations record. Nothing here performs I/O or
 //! knows about redb, axum or async-graphql; everything is unit-testable.
 
+pub mod access;
 pub mod error;
 pub mod export;
 #[cfg(test)]
@@ -23,17 +24,20 @@ pub mod stuck;
 pub mod usage;
 pub mod webhook;
 
+pub use access::{Action, Grant, Principal, Role, TokenKind};
 pub use error::{DomainError, ErrorCode};
-pub use ids::{EnvironmentId, InstanceId, MaintenanceId, OperationId, OrganizationId, ServiceId};
+pub use ids::{
+    EnvironmentId, InstanceId, MaintenanceId, MemberId, OperationId, OrganizationId, ServiceId, TokenId,
+};
 pub use instance::{Instance, InstanceStatus};
 pub use log::{LogFilter, LogLine, LogStream, NewLine};
 pub use operation::{
-    NewOperation, Operation, OperationFilter, OperationType, Outcome, PlatformReason, RollbackOutcome, Step,
-    StepKind, StepStatus, Trigger, TriggerKind, TriggerSource,
+    IdempotencyKey, NewOperation, Operation, OperationFilter, OperationType, Outcome, PlatformReason,
+    RollbackOutcome, Step, StepKind, StepStatus, Trigger, TriggerKind, TriggerSource,
 };
 pub use pin::CommitPin;
 pub use resource::{
-    Environment, EnvironmentPatch, HealthCheck, Member, Name, Organization, Principal, Service, ServiceKind,
+    Environment, EnvironmentPatch, HealthCheck, Member, Name, Organization, Service, ServiceKind,
     ServicePatch, ServiceSpec,
 };
 pub use running::RunningStatusValue;

@@ -282,7 +282,40 @@ pub struct NewOperation {
     pub trigger: Trigger,
     pub target_instances: Option<u32>,
     pub redeploy_of: Option<OperationId>,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// A client's idempotency key with the fingerprint of the request it came
+/// with: the same key with the same fingerprint is the same request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// SHA-256 (hex) of the request's fields as the client gave them.
+    pub fingerprint: String,
+}
+
+impl IdempotencyKey {
+    /// Longest key accepted.
+    pub const MAX_LEN: usize = 200;
+
+    /// Checks `raw` and fingerprints the request from `fields` (every input
+    /// field but the key, as given).
+    pub fn new(raw: &str, fields: &[&str]) -> Result<Self, DomainError> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || raw.chars().any(char::is_control) {
+            return Err(DomainError::bad_input(
+                "idempotencyKey",
+                format!("must be 1 to {} characters without control characters", Self::MAX_LEN),
+            ));
+        }
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        for field in fields {
+            // Length-prefixed, so that no two field lists hash alike.
+            hasher.update((field.len() as u64).to_le_bytes());
+            hasher.update(field.as_bytes());
+        }
+        Ok(Self { key: raw.to_owned(), fingerprint: hex::encode(hasher.finalize()) })
+    }
 }
 
 impl Operation {

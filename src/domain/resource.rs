@@ -51,27 +51,13 @@ pub struct Organization {
     pub created_at: Millis,
 }
 
-/// A person (or, later, a token) acting within an organization.
+/// A person acting within an organization, as operations (their author)
+/// and audit records name them. The member's role and history live in
+/// [`super::access::MemberRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub id: u64,
     pub name: String,
-}
-
-/// Who is making a request: every read and write is scoped by its
-/// organization.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub organization_id: OrganizationId,
-    pub member: Member,
-}
-
-impl Principal {
-    /// The platform itself acting in `org` (self-healing, scaling,
-    /// maintenance, start-up recovery): its operations have no author.
-    pub fn platform(org: OrganizationId) -> Self {
-        Self { organization_id: org, member: Member { id: 0, name: "platform".into() } }
-    }
 }
 
 /// An isolated set of services, such as `production` or `staging`.

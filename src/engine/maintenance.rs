@@ -147,6 +147,7 @@ impl Engine {
         self: &Arc<Self>,
         principal: &Principal,
         new: NewCampaign,
+        audit: Option<crate::store::auth::Audit>,
     ) -> Result<Campaign> {
         let org = principal.organization_id;
         let filter = new.filter.clone();
@@ -164,7 +165,11 @@ impl Engine {
                     .into_iter()
                     .filter(|s| s.organization_id == org && filter.matches(s))
                     .collect();
-                Ok((MaintenanceId(tx.next_id("maintenance")?), matching))
+                let id = MaintenanceId(tx.next_id("maintenance")?);
+                if let Some(audit) = &audit {
+                    audit.record_on(tx, id)?;
+                }
+                Ok((id, matching))
             })
             .await?;
         matching.sort_by_key(|s| s.id);

@@ -32,6 +32,7 @@ use crate::domain::{
     DomainError, NewLine, NewOperation, Operation, OperationId, OperationStatus, Principal, RollbackOutcome,
     ServiceId, StepStatus,
 };
+use crate::store::auth::Audit;
 use crate::store::hooks::{self, DeliveryMeta};
 use crate::store::logs::{self, Log};
 use crate::store::{Reader, Store, operations, resources};
@@ -125,8 +126,20 @@ impl Engine {
     /// Queues an operation and wakes its service's queue. The two happen in
     /// a task of their own, so a client that goes away after the commit
     /// cannot leave the operation queued with nobody to run it.
-    pub async fn submit(self: &Arc<Self>, principal: &Principal, new: NewOperation) -> Result<Operation> {
-        self.submit_with_lines(principal, new, Vec::new()).await
+    ///
+    /// `audit`, for a client's request, is recorded in the transaction that
+    /// queues the operation (with the operation as its target).
+    pub async fn submit(
+        self: &Arc<Self>,
+        principal: &Principal,
+        new: NewOperation,
+        audit: Option<Audit>,
+    ) -> Result<Operation> {
+        if new.trigger.kind != crate::domain::TriggerKind::Platform {
+            // A person acts on the service: monitoring may try again.
+            self.healing.reset(new.service_id);
+        }
+        self.queue_guarded(principal, new, Vec::new(), audit, |_| Ok(())).await
     }
 
     /// [`Engine::submit`], with `lines` written to the new operation's log
@@ -141,7 +154,7 @@ impl Engine {
             // A person acts on the service: monitoring may try again.
             self.healing.reset(new.service_id);
         }
-        self.queue_guarded(principal, new, lines, |_| Ok(())).await
+        self.queue_guarded(principal, new, lines, None, |_| Ok(())).await
     }
 
     /// The platform's scale-out of a service that wanted `from` instances
@@ -164,7 +177,7 @@ impl Engine {
             }
             Ok(())
         };
-        self.queue_guarded(principal, new, lines, unchanged).await
+        self.queue_guarded(principal, new, lines, None, unchanged).await
     }
 
     /// Queues `new` with `lines` once `guard` passes, all in one
@@ -176,6 +189,7 @@ impl Engine {
         principal: &Principal,
         new: NewOperation,
         lines: Vec<NewLine>,
+        audit: Option<Audit>,
         guard: impl Fn(Reader<'_>) -> Result<()> + Send + 'static,
     ) -> Result<Operation> {
         let principal = principal.clone();
@@ -188,6 +202,9 @@ impl Engine {
                     let op = operations::queue(tx, &principal, &new)?;
                     if !lines.is_empty() {
                         logs::append(tx, Log::Operation(op.id), &lines)?;
+                    }
+                    if let Some(audit) = &audit {
+                        audit.record_on(tx, op.id)?;
                     }
                     Ok(op)
                 })
@@ -232,6 +249,7 @@ impl Engine {
         principal: &Principal,
         id: OperationId,
         force: bool,
+        audit: Option<Audit>,
     ) -> Result<Operation> {
         let org = principal.organization_id;
         let who = principal.member.name.clone();
@@ -243,6 +261,9 @@ impl Engine {
                 let op = operations::update(tx, id, cancel_in_place)?;
                 let line = cancel_line(&who, before, op.status, force, grace_ms);
                 logs::append(tx, Log::Operation(id), &[NewLine::system(line)])?;
+                if let Some(audit) = &audit {
+                    audit.record(tx)?;
+                }
                 Ok(op)
             })
             .await?;

@@ -82,7 +82,7 @@ pub async fn recover(engine: &Arc<Engine>) -> anyhow::Result<()> {
             redeploy_of: None,
             idempotency_key: None,
         };
-        if let Err(error) = engine.submit(&principal, new).await {
+        if let Err(error) = engine.submit(&principal, new, None).await {
             tracing::warn!(%error, service = %svc, "could not queue the start of a service after restart");
         }
     }

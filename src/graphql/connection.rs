@@ -5,6 +5,7 @@ use async_graphql::connection::{CursorType, PageInfo};
 use async_graphql::{ComplexObject, SimpleObject};
 
 use super::error::gql;
+use super::types::access::{AuditEntryObject, TokenObject};
 use super::types::environment::EnvironmentNode;
 use super::types::log_line::LogLineNode;
 use super::types::operation::OperationNode;
@@ -12,6 +13,7 @@ use super::types::service::ServiceNode;
 use super::types::status_page::ComponentChangeObject;
 use super::types::status_page::incident::IncidentObject;
 use super::types::status_page::window::MaintenanceObject;
+use super::types::viewer::MemberObject;
 use super::types::webhook_delivery::WebhookDeliveryNode;
 use crate::domain::DomainError;
 use crate::store::{Page, PageArgs};
@@ -101,6 +103,9 @@ connections! {
     IncidentConnection, IncidentEdge, IncidentObject, "incidents";
     MaintenanceConnection, MaintenanceEdge, MaintenanceObject, "maintenance windows";
     ComponentChangeConnection, ComponentChangeEdge, ComponentChangeObject, "changes of a component's status";
+    MemberConnection, MemberEdge, MemberObject, "members";
+    TokenConnection, TokenEdge, TokenObject, "tokens";
+    AuditEntryConnection, AuditEntryEdge, AuditEntryObject, "audit records";
 }
 
 /// The connection of one store page, each item turned into its GraphQL

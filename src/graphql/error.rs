@@ -256,7 +256,7 @@ mod tests {
             (DomainError::bad_input("name", "empty"), "BAD_USER_INPUT"),
             (DomainError::Conflict("taken".into()), "CONFLICT"),
             (DomainError::InvalidTransition("final".into()), "INVALID_TRANSITION"),
-            (DomainError::Unauthenticated, "UNAUTHENTICATED"),
+            (DomainError::Unauthenticated("x".into()), "UNAUTHENTICATED"),
             (DomainError::Forbidden("viewer".into()), "FORBIDDEN"),
             (DomainError::RateLimited, "RATE_LIMITED"),
             (DomainError::IdempotencyKeyReused("k".into()), "IDEMPOTENCY_KEY_REUSED"),

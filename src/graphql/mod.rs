@@ -5,15 +5,17 @@
 //! it through [`error::gql`], and the transports run every request through
 //! [`CodedSchema`], which covers the errors async-graphql raises.
 //!
-//! Resolvers are thin: they validate input into domain types and call one
+//! Resolvers are thin: each starts with the permission check of its root
+//! field ([`guard`]), validates input into domain types and calls one
 //! store or engine function. Every read is scoped by the organization of
 //! the request's [`Principal`](crate::domain::Principal), which the HTTP
-//! layer inserts per request (or per WebSocket connection).
+//! layer authenticates per request (or per WebSocket connection).
 //!
 //! Imports `domain`, `store` and `engine`; never `http`.
 
 mod connection;
 pub mod error;
+pub mod guard;
 pub mod limits;
 mod mutation;
 mod query;
@@ -69,6 +71,9 @@ pub struct GraphqlContext {
     /// Queues and cancels operations.
     pub engine: Arc<Engine>,
     pub limits: Limits,
+    /// The tokens and members requests are authenticated against; the
+    /// mutations that change them update it before they answer.
+    pub registry: Arc<crate::auth::Registry>,
 }
 
 /// Bounds on what one client may ask of the server, from the configuration.

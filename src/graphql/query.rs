@@ -5,9 +5,11 @@
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::connection::{connection, page_args};
-use super::error::GqlResult;
-use super::scope::{millis, parse_id, scope};
+use super::connection::{AuditEntryConnection, MemberConnection, TokenConnection, connection, page_args};
+use super::error::{GqlResult, gql};
+use super::guard::guard;
+use super::scope::{millis, parse_id};
+use super::types::access::{AuditEntryObject, AuditFilterInput, TokenObject};
 use super::types::activity::{ActivityConnection, ActivityFilter};
 use super::types::activity_report::ActivityReport;
 use super::types::environment::{EnvironmentConnection, EnvironmentNode};
@@ -16,15 +18,16 @@ use super::types::node::{self, Node};
 use super::types::operation::{OperationConnection, OperationFilterInput, OperationNode};
 use super::types::recovery::RecoveryProgressObject;
 use super::types::service::ServiceNode;
-use super::types::viewer::Viewer;
-use crate::domain::{EnvironmentId, MaintenanceId, OperationId, ServiceId, report};
-use crate::store::{operations, resources};
+use super::types::viewer::{MemberObject, Viewer};
+use crate::domain::{Action, DomainError, EnvironmentId, MaintenanceId, OperationId, ServiceId, report};
+use crate::store::{auth, operations, resources};
 
 /// The `Query` root.
 #[derive(Default)]
 pub struct Query;
 
-/// Reads. Objects of another organization read exactly as missing ones.
+/// Reads: any member's token (every role) unless a field says otherwise.
+/// Objects of another organization read exactly as missing ones.
 // Merged into the `Query` root (see `graphql::QueryRoot`) under its own name.
 #[Object(name = "OperationsQuery")]
 impl Query {
@@ -35,13 +38,13 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(desc = "A global id, such as `svc_12`.")] id: ID,
     ) -> Result<Option<Node>> {
-        scope(ctx)?.read(move |r, org| node::lookup(r, org, &id)).await
+        guard(ctx, Action::Read)?.read(move |r, org| node::lookup(r, org, &id)).await
     }
 
     /// The recovery queue of platform redeploys: how many wait, how many
     /// run, and the share of affected services running again.
     async fn recovery(&self, ctx: &Context<'_>) -> Result<RecoveryProgressObject> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         Ok(s.engine().healing.progress().borrow().clone().into())
     }
 
@@ -52,7 +55,7 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(desc = "A campaign id (`mnt_<n>`).")] id: ID,
     ) -> Result<Option<MaintenanceCampaignObject>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let id: MaintenanceId = parse_id(&id)?;
         Ok(s.engine().maintenance.get(s.org(), id).map(Into::into))
     }
@@ -60,15 +63,62 @@ impl Query {
     /// The organization's maintenance campaigns since the server started,
     /// newest first.
     async fn maintenance_campaigns(&self, ctx: &Context<'_>) -> Result<Vec<MaintenanceCampaignObject>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         Ok(s.engine().maintenance.list(s.org()).into_iter().map(Into::into).collect())
     }
 
-    /// Who is asking.
+    /// Who is asking: the member and role of the request's token. Any
+    /// member's token.
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let organization = s.read(resources::organization).await?;
-        Ok(Viewer { organization, member: s.principal.member.clone() })
+        Viewer::of(s.principal, organization)
+            .ok_or_else(|| gql(DomainError::Forbidden("only a member's token has a viewer".into())))
+    }
+
+    /// The organization's members (not the removed ones), oldest first.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` members after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+    ) -> Result<MemberConnection> {
+        let s = guard(ctx, Action::Read)?;
+        let args = page_args(first, after, None, None)?;
+        let page = s.read(move |r, org| auth::members_page(r, org, &args)).await?;
+        Ok(connection(page, |m| MemberObject(m.member())))
+    }
+
+    /// Tokens, oldest first, revoked ones included: every token of the
+    /// organization for `ADMIN` and `OWNER`, one's own for the others.
+    /// Secrets are never shown; `prefix` tells tokens apart.
+    async fn tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The first `first` tokens after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+    ) -> Result<TokenConnection> {
+        let s = guard(ctx, Action::OwnTokens)?;
+        let args = page_args(first, after, None, None)?;
+        let only = (!s.principal.grant.allows(Action::ManageMembers)).then_some(s.principal.member.id);
+        let page = s.read(move |r, org| auth::tokens_page(r, org, only, &args)).await?;
+        Ok(connection(page, TokenObject))
+    }
+
+    /// The audit log: every mutation attempt, allowed or refused, newest
+    /// first. `ADMIN` or `OWNER`. Also as CSV: `GET /reports/audit.csv`.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only the records that match.")] filter: Option<AuditFilterInput>,
+        #[graphql(desc = "The first `first` records after `after` (at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the edge the page starts after.")] after: Option<String>,
+    ) -> Result<AuditEntryConnection> {
+        let s = guard(ctx, Action::ReadAudit)?;
+        let filter = filter.unwrap_or_default().validate().gql()?;
+        let args = page_args(first, after, None, None)?;
+        let page = s.read(move |r, org| auth::audit_page(r, org, &filter, &args)).await?;
+        Ok(connection(page, AuditEntryObject))
     }
 
     /// The organization's environments, oldest first.
@@ -81,7 +131,8 @@ impl Query {
         #[graphql(desc = "Cursor of the edge the page ends before.")] before: Option<String>,
     ) -> Result<EnvironmentConnection> {
         let args = page_args(first, after, last, before)?;
-        let page = scope(ctx)?.read(move |r, org| resources::environments_page(r, org, &args)).await?;
+        let page =
+            guard(ctx, Action::Read)?.read(move |r, org| resources::environments_page(r, org, &args)).await?;
         Ok(connection(page, EnvironmentNode))
     }
 
@@ -93,7 +144,7 @@ impl Query {
         #[graphql(desc = "An environment id (`env_<n>`).")] id: ID,
     ) -> Result<Option<EnvironmentNode>> {
         let id: EnvironmentId = parse_id(&id)?;
-        let env = scope(ctx)?.find(move |r, org| resources::environment(r, org, id)).await?;
+        let env = guard(ctx, Action::Read)?.find(move |r, org| resources::environment(r, org, id)).await?;
         Ok(env.map(EnvironmentNode))
     }
 
@@ -105,7 +156,7 @@ impl Query {
         #[graphql(desc = "A service id (`svc_<n>`).")] id: ID,
     ) -> Result<Option<ServiceNode>> {
         let id: ServiceId = parse_id(&id)?;
-        let svc = scope(ctx)?.find(move |r, org| resources::service(r, org, id)).await?;
+        let svc = guard(ctx, Action::Read)?.find(move |r, org| resources::service(r, org, id)).await?;
         Ok(svc.map(ServiceNode))
     }
 
@@ -116,7 +167,7 @@ impl Query {
         #[graphql(desc = "An operation id (`op_<n>`).")] id: ID,
     ) -> Result<Option<OperationNode>> {
         let id: OperationId = parse_id(&id)?;
-        let op = scope(ctx)?.find(move |r, org| operations::operation(r, org, id)).await?;
+        let op = guard(ctx, Action::Read)?.find(move |r, org| operations::operation(r, org, id)).await?;
         Ok(op.map(OperationNode))
     }
 
@@ -138,8 +189,9 @@ impl Query {
         let filter =
             filter.unwrap_or_default().validate(environment_id.as_ref(), service_id.as_ref()).gql()?;
         let args = page_args(first, after, last, before)?;
-        let page =
-            scope(ctx)?.read(move |r, org| operations::operations_page(r, org, &filter, &args)).await?;
+        let page = guard(ctx, Action::Read)?
+            .read(move |r, org| operations::operations_page(r, org, &filter, &args))
+            .await?;
         Ok(connection(page, OperationNode))
     }
 
@@ -155,7 +207,8 @@ impl Query {
     ) -> Result<ActivityReport> {
         let env: EnvironmentId = parse_id(&environment_id)?;
         let period = report::period(millis(from), millis(to)).gql()?;
-        let environment = scope(ctx)?.read(move |r, org| resources::environment(r, org, env)).await?;
+        let environment =
+            guard(ctx, Action::Read)?.read(move |r, org| resources::environment(r, org, env)).await?;
         Ok(ActivityReport { environment, period })
     }
 
@@ -171,8 +224,9 @@ impl Query {
     ) -> Result<OperationConnection> {
         let filter = filter.unwrap_or_default().validate().gql()?;
         let args = page_args(first, after, last, before)?;
-        let page =
-            scope(ctx)?.read(move |r, org| operations::operations_page(r, org, &filter, &args)).await?;
+        let page = guard(ctx, Action::Read)?
+            .read(move |r, org| operations::operations_page(r, org, &filter, &args))
+            .await?;
         Ok(connection(page, OperationNode))
     }
 }

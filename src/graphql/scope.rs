@@ -11,22 +11,27 @@ use crate::engine::Engine;
 use crate::store::{Reader, Store, Tx};
 
 /// The store, the engine and the caller of one request. Every read through
-/// it is scoped by the caller's organization.
+/// it is scoped by the caller's organization. Only [`super::guard`] makes
+/// one, after the permission check of the root field.
 pub struct Scope<'a> {
     pub app: &'a GraphqlContext,
     pub principal: &'a Principal,
 }
 
-/// The scope of the request `ctx` belongs to.
-///
-/// A request without a [`Principal`] was not authenticated by the HTTP
-/// layer: `UNAUTHENTICATED`. A schema built without a context (for the SDL
-/// only) cannot answer: an internal error.
+/// The scope of a field of an object that a root field returned (such as
+/// `Environment.services`): the root field was guarded already, so this
+/// only needs the caller. Root resolvers never call it: they start with
+/// [`super::guard::guard`] (or `guard_mutation`, or `public`), which
+/// classifies them.
 pub fn scope<'a>(ctx: &Context<'a>) -> async_graphql::Result<Scope<'a>> {
     let app = ctx
         .data::<GraphqlContext>()
         .map_err(|_| gql(DomainError::internal("the schema was built without a GraphqlContext")))?;
-    let principal = ctx.data::<Principal>().map_err(|_| gql(DomainError::Unauthenticated))?;
+    let principal = match ctx.data::<super::guard::Caller>() {
+        Ok(super::guard::Caller(Ok(principal))) => principal,
+        Ok(super::guard::Caller(Err(why))) => return Err(gql(DomainError::Unauthenticated(why.clone()))),
+        Err(_) => return Err(gql(DomainError::Unauthenticated("no token".into()))),
+    };
     Ok(Scope { app, principal })
 }
 
@@ -62,6 +67,27 @@ impl Scope<'_> {
     {
         let org = self.org();
         self.store().write(move |tx| f(tx, org)).await.map_err(gql)
+    }
+
+    /// [`Scope::read`] keeping the domain error (for mutations, whose
+    /// failures are recorded with their code before they are answered).
+    pub async fn try_read<T, F>(&self, f: F) -> Result<T, DomainError>
+    where
+        F: FnOnce(Reader<'_>, OrganizationId) -> Result<T, DomainError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let org = self.org();
+        self.store().read(move |r| f(r, org)).await
+    }
+
+    /// [`Scope::write`] keeping the domain error (see [`Scope::try_read`]).
+    pub async fn try_write<T, F>(&self, mut f: F) -> Result<T, DomainError>
+    where
+        F: FnMut(&mut Tx<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let principal = self.principal.clone();
+        self.store().write(move |tx| f(tx, &principal)).await
     }
 
     /// Like [`Scope::read`], with `NOT_FOUND` turned into `None`: for
@@ -110,14 +136,45 @@ where
     raw.as_str().parse::<T>().map_err(gql)
 }
 
+/// A write to the status page under way: its caller, and the audit record
+/// its transaction will carry.
+pub struct Editor<'a> {
+    pub principal: &'a Principal,
+    mutating: super::guard::Mutating<'a>,
+}
+
 /// The scope of every write to the status page (components, incidents,
-/// maintenance windows), and of reading its drafts.
-///
-/// The one place where "editing the status page needs `ADMIN` or `OWNER`"
-/// is decided: until access control exists every request acts as the
-/// built-in owner, who may.
-pub fn status_page_editor<'a>(ctx: &Context<'a>) -> async_graphql::Result<Scope<'a>> {
-    scope(ctx)
+/// maintenance windows): the one place where "editing the status page
+/// needs `ADMIN` or `OWNER`" (`Action::Configure`) is decided. The attempt
+/// is recorded in the audit log whatever its outcome.
+pub async fn status_page_editor<'a>(ctx: &Context<'a>) -> async_graphql::Result<Editor<'a>> {
+    let mutating = super::guard::guard_mutation(ctx, crate::domain::Action::Configure, None).await?;
+    Ok(Editor { principal: mutating.scope.principal, mutating })
+}
+
+impl Editor<'_> {
+    /// Runs `f` in a write transaction that also records the attempt in the
+    /// audit log; a failure is recorded on its own. `f` may run more than
+    /// once (see [`Store::write`]).
+    pub async fn write<T, F>(&self, mut f: F) -> async_graphql::Result<T>
+    where
+        F: FnMut(&mut Tx<'_>, OrganizationId) -> Result<T, DomainError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let audit = self.mutating.audit.clone();
+        let org = self.principal.organization_id;
+        let result = self
+            .mutating
+            .scope
+            .store()
+            .write(move |tx| {
+                let done = f(tx, org)?;
+                audit.record(tx)?;
+                Ok(done)
+            })
+            .await;
+        self.mutating.finish(result).await
+    }
 }
 
 /// What a public read of the status page starts from: the application,
@@ -154,7 +211,7 @@ pub fn audience(
 ) -> async_graphql::Result<crate::store::status_page::Audience> {
     use crate::store::status_page::Audience;
     if drafts.unwrap_or(false) {
-        status_page_editor(ctx)?;
+        super::guard::guard(ctx, crate::domain::Action::Configure)?;
         Ok(Audience::Editors)
     } else {
         Ok(Audience::Public)

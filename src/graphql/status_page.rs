@@ -119,7 +119,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The component to add.")] input: CreateComponentInput,
     ) -> Result<ComponentObject> {
         let new = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let c = s.write(move |tx, _| page::create_component(tx, &new)).await?;
         let a = c.own;
         Ok(ComponentObject(c, a))
@@ -134,7 +134,7 @@ impl StatusPageMutation {
     ) -> Result<ComponentObject> {
         let id: ComponentId = parse_id(&input.component_id)?;
         let status = input.status.into();
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let (c, a) = s
             .write(move |tx, _| {
                 let c = page::set_component_status(tx, id, status)?;
@@ -152,7 +152,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The incident to open.")] input: CreateIncidentInput,
     ) -> Result<IncidentObject> {
         let new = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let author = s.principal.member.name.clone();
         let incident = s.write(move |tx, _| incidents::create(tx, &new, &author)).await?;
         Ok(IncidentObject(incident, Audience::Editors))
@@ -167,7 +167,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The update.")] input: PostIncidentUpdateInput,
     ) -> Result<IncidentObject> {
         let (id, update) = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let author = s.principal.member.name.clone();
         let incident = s.write(move |tx, _| incidents::post_update(tx, id, &update, &author)).await?;
         Ok(IncidentObject(incident, Audience::Editors))
@@ -183,7 +183,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The incident and its last update.")] input: ResolveIncidentInput,
     ) -> Result<IncidentObject> {
         let (id, text) = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let author = s.principal.member.name.clone();
         let incident = s
             .write(move |tx, _| {
@@ -216,7 +216,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The update and its corrected message.")] input: CorrectIncidentUpdateInput,
     ) -> Result<IncidentUpdateObject> {
         let (id, number, text, reason) = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let author = s.principal.member.name.clone();
         let update = s
             .write(move |tx, _| incidents::correct_update(tx, id, number, &text, reason.as_deref(), &author))
@@ -233,7 +233,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The draft incident.")] input: IncidentActionInput,
     ) -> Result<IncidentObject> {
         let id: IncidentId = parse_id(&input.incident_id)?;
-        let incident = status_page_editor(ctx)?.write(move |tx, _| incidents::publish(tx, id)).await?;
+        let incident = status_page_editor(ctx).await?.write(move |tx, _| incidents::publish(tx, id)).await?;
         Ok(IncidentObject(incident, Audience::Editors))
     }
 
@@ -244,7 +244,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The incident and the new text.")] input: EditIncidentSummaryInput,
     ) -> Result<IncidentObject> {
         let (id, text) = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let author = s.principal.member.name.clone();
         let incident = s.write(move |tx, _| incidents::edit_summary(tx, id, &text, &author)).await?;
         Ok(IncidentObject(incident, Audience::Editors))
@@ -258,7 +258,7 @@ impl StatusPageMutation {
     ) -> Result<IncidentObject> {
         let id: IncidentId = parse_id(&input.incident_id)?;
         let incident =
-            status_page_editor(ctx)?.write(move |tx, _| incidents::publish_summary(tx, id)).await?;
+            status_page_editor(ctx).await?.write(move |tx, _| incidents::publish_summary(tx, id)).await?;
         Ok(IncidentObject(incident, Audience::Editors))
     }
 
@@ -269,7 +269,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The window to announce.")] input: ScheduleMaintenanceInput,
     ) -> Result<MaintenanceObject> {
         let new = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let author = s.principal.member.name.clone();
         let window = s.write(move |tx, _| windows::schedule(tx, &new, &author)).await?;
         Ok(MaintenanceObject(window))
@@ -284,7 +284,7 @@ impl StatusPageMutation {
         #[graphql(desc = "The update.")] input: PostMaintenanceUpdateInput,
     ) -> Result<MaintenanceObject> {
         let (id, text, status) = input.validate().gql()?;
-        let s = status_page_editor(ctx)?;
+        let s = status_page_editor(ctx).await?;
         let author = s.principal.member.name.clone();
         let window = s.write(move |tx, _| windows::post_update(tx, id, &text, status, &author)).await?;
         Ok(MaintenanceObject(window))

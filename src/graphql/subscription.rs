@@ -9,14 +9,15 @@ use async_graphql::{Context, ID, Result, Subscription as SubscriptionRoot};
 use futures_util::stream::{self, Stream, StreamExt};
 
 use super::error::gql;
+use super::guard::guard;
 use super::replay::{Chunk, Live, replay_then_live};
-use super::scope::{Scope, parse_id, scope};
+use super::scope::{Scope, parse_id};
 use super::types::log_line::{LogBatch, query_key};
 use super::types::maintenance::MaintenanceCampaignObject;
 use super::types::operation_event::OperationEventNode;
 use super::types::recovery::RecoveryProgressObject;
 use super::types::status_event::StatusEventNode;
-use crate::domain::{DomainError, EnvironmentId, LogLine, MaintenanceId, OperationId, ServiceId};
+use crate::domain::{Action, DomainError, EnvironmentId, LogLine, MaintenanceId, OperationId, ServiceId};
 use crate::engine::maintenance::CampaignStatus;
 use crate::store::events::{Feed, Following, LiveLines};
 use crate::store::logs::{self, Log};
@@ -46,7 +47,7 @@ impl Subscription {
         #[graphql(desc = "Resume after the event with this cursor; omitted: from the start of the feed.")]
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<OperationEventNode>> + use<>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let env: EnvironmentId = parse_id(&environment_id)?;
         let after = event_cursor(after.as_deref()).map_err(gql)?;
         s.read(move |r, org| resources::environment(r, org, env)).await?;
@@ -84,7 +85,7 @@ impl Subscription {
         #[graphql(desc = "Resume after the change with this cursor; omitted: from the start of the feed.")]
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<StatusEventNode>> + use<>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let env: EnvironmentId = parse_id(&environment_id)?;
         let after = event_cursor(after.as_deref()).map_err(gql)?;
         s.read(move |r, org| resources::environment(r, org, env)).await?;
@@ -117,7 +118,7 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = RecoveryProgressObject> + use<>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let progress = tokio_stream::wrappers::WatchStream::new(s.engine().healing.progress());
         Ok(progress.map(RecoveryProgressObject::from))
     }
@@ -131,7 +132,7 @@ impl Subscription {
         ctx: &Context<'_>,
         #[graphql(desc = "The campaign to follow (`mnt_<n>`).")] id: ID,
     ) -> Result<impl Stream<Item = MaintenanceCampaignObject> + use<>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let campaign: MaintenanceId = parse_id(&id)?;
         let progress = s
             .engine()
@@ -164,7 +165,7 @@ impl Subscription {
         #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line kept.")]
         after: Option<i64>,
     ) -> Result<impl Stream<Item = Result<LogBatch>> + use<>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let op: OperationId = parse_id(&operation_id)?;
         let after = log_cursor(after).map_err(gql)?;
         s.read(move |r, org| operations::operation(r, org, op)).await?;
@@ -181,7 +182,7 @@ impl Subscription {
         #[graphql(desc = "Resume after the line with this `seq`; omitted: from the first line kept.")]
         after: Option<i64>,
     ) -> Result<impl Stream<Item = Result<LogBatch>> + use<>> {
-        let s = scope(ctx)?;
+        let s = guard(ctx, Action::Read)?;
         let svc: ServiceId = parse_id(&service_id)?;
         let after = log_cursor(after).map_err(gql)?;
         s.read(move |r, org| resources::service(r, org, svc)).await?;

@@ -27,11 +27,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::limits::Caller;
+use super::limits::Caller as CallerKey;
 use super::{AppState, ws};
-use crate::domain::{ErrorCode, Principal};
+use crate::domain::{DomainError, ErrorCode, now_millis};
 use crate::graphql::RequestId;
 use crate::graphql::error::{server_error, stamp};
+use crate::graphql::guard::{self, Caller};
 
 /// The media types of a GraphQL reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,11 @@ struct Reply {
 }
 
 impl Reply {
+    /// `request` with this request's id, for errors and the audit log.
+    fn identify(&self, request: async_graphql::Request) -> async_graphql::Request {
+        request.data(self.id.clone()).data(guard::RequestId(self.id.0.to_string()))
+    }
+
     /// A refusal before anything ran: `status`, a GraphQL-shaped body with
     /// one coded error and no `data`.
     fn refuse(&self, status: StatusCode, code: ErrorCode, message: &str) -> Response {
@@ -130,8 +136,8 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
         let message = "POST /graphql takes a JSON body: send `Content-Type: application/json`";
         return reply.refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::BadUserInput, message);
     }
-    let principal = state.principal();
-    if let Some(refused) = over_rate(&state, &reply, &principal) {
+    let caller = caller_of(&state, &headers);
+    if let Some(refused) = over_rate(&state, &reply, &caller) {
         return refused;
     }
     let max = state.limits.max_body_bytes;
@@ -146,13 +152,13 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
     let Ok(bytes) = axum::body::to_bytes(body, max).await else { return too_large() };
     match parse_body(&bytes, state.limits.max_batch) {
         Ok(Posted::One(request)) => {
-            let request = (*request).data(principal).data(reply.id.clone());
+            let request = reply.identify((*request).data(caller));
             reply.graphql(execute_counted(&state, request).await)
         }
         Ok(Posted::Batch(requests)) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                let request = request.data(principal.clone()).data(reply.id.clone());
+                let request = reply.identify(request.data(caller.clone()));
                 responses.push(execute_counted(&state, request).await);
             }
             reply.json(StatusCode::OK, serde_json::to_value(&responses).unwrap_or(Value::Null))
@@ -204,8 +210,8 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
         Ok(reply) => reply,
         Err(refused) => return *refused,
     };
-    let principal = state.principal();
-    if let Some(refused) = over_rate(&state, &reply, &principal) {
+    let caller = caller_of(&state, &parts.headers);
+    if let Some(refused) = over_rate(&state, &reply, &caller) {
         return refused;
     }
     let request = match async_graphql::http::parse_query_string(parts.uri.query().unwrap_or_default()) {
@@ -224,13 +230,14 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
         refused.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return refused;
     }
-    let request = request.data(principal).data(reply.id.clone());
+    let request = reply.identify(request.data(caller));
     reply.graphql(execute_counted(&state, request).await)
 }
 
-/// A new request id and the reply type the client accepts (406 if none).
+/// The request's id (given by the `request_id` layer) and the reply type
+/// the client accepts (406 if none).
 fn start(headers: &HeaderMap) -> Result<Reply, Box<Response>> {
-    let id = RequestId::next();
+    let id = RequestId(super::request_id_of(headers).into());
     match Media::negotiate(headers) {
         Some(media) => Ok(Reply { id, media }),
         None => {
@@ -242,9 +249,20 @@ fn start(headers: &HeaderMap) -> Result<Reply, Box<Response>> {
     }
 }
 
-/// The refusal of a caller past its rate limit, if it is.
-fn over_rate(state: &AppState, reply: &Reply, principal: &Principal) -> Option<Response> {
-    if state.rate.admit(&Caller::of(principal)) {
+/// Who the request's `Authorization` header acts as, or why it does not.
+fn caller_of(state: &AppState, headers: &HeaderMap) -> Caller {
+    Caller(state.authenticate(headers).map(|a| a.principal).map_err(|e| match e {
+        DomainError::Unauthenticated(why) => why,
+        other => other.to_string(),
+    }))
+}
+
+/// The refusal of a caller past its rate limit, if it is. Requests without
+/// a valid token are not counted: they are refused by every field but the
+/// public ones, which are cheap.
+fn over_rate(state: &AppState, reply: &Reply, caller: &Caller) -> Option<Response> {
+    let Caller(Ok(principal)) = caller else { return None };
+    if state.rate.admit(&CallerKey::of(principal)) {
         return None;
     }
     let message = "too many requests: slow down and retry";
@@ -291,10 +309,11 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 
 async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> Response {
     if !origin_allowed(&parts.headers, &state.limits.allowed_origins) {
-        let reply = Reply { id: RequestId::next(), media: Media::Json };
+        let reply = Reply { id: RequestId(super::request_id_of(&parts.headers).into()), media: Media::Json };
         let message = "WebSocket connections from this origin are not allowed";
         return reply.refuse(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message);
     }
+    let request_id = super::request_id_of(&parts.headers);
     let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
@@ -313,17 +332,24 @@ async fn websocket(state: AppState, parts: &mut axum::http::request::Parts) -> R
             let _session = state.tasks.token();
             let state = state;
             let protocol = ws::Protocol::negotiated(socket.protocol().and_then(|p| p.to_str().ok()));
-            let owner = state.principal();
+            let registry = state.registry.clone();
             let (connections, max) = (state.connections.clone(), state.limits.max_connections_per_caller);
             let session = ws::Session {
                 schema: state.schema.clone(),
-                authenticate: Box::new(move |_payload| {
-                    let slot =
-                        connections.open(Caller::of(&owner), max).ok_or(ws::Refusal::TooManyConnections)?;
-                    Ok((owner.clone(), slot))
+                authenticate: Box::new(move |payload| {
+                    let value = ["authorization", "Authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k))
+                        .and_then(|v| v.as_str());
+                    let caller =
+                        registry.authenticate(value, now_millis()).map_err(|_| ws::Refusal::Credentials)?;
+                    let key = CallerKey::of(&caller.principal);
+                    let slot = connections.open(key, max).ok_or(ws::Refusal::TooManyConnections)?;
+                    Ok((caller, slot))
                 }),
                 init_timeout: state.connection_init_timeout,
                 max_subscriptions: state.limits.max_subscriptions_per_connection,
+                request_id,
             };
             // Open subscriptions end with the server.
             ws::serve(socket, protocol, session, state.shutdown.cancelled()).await;

@@ -1,8 +1,8 @@
 //! Per-caller limits of the transports: requests per second over HTTP and
 //! WebSocket connections open at once.
 //!
-//! A caller is who a request acts as (its [`Principal`]): one person or
-//! token, whichever address it comes from.
+//! A caller is the token a request comes with, whichever address it comes
+//! from.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,13 @@ use crate::domain::Principal;
 pub struct Caller(String);
 
 impl Caller {
+    /// The token a principal came with (or, for one without a token, its
+    /// member).
     pub fn of(principal: &Principal) -> Self {
-        Self(format!("{}/{}", principal.organization_id, principal.member.id))
+        match &principal.token {
+            Some(token) => Self(format!("token/{}", token.id)),
+            None => Self(format!("{}/{}", principal.organization_id, principal.member.id)),
+        }
     }
 }
 

@@ -11,14 +11,14 @@ use std::fmt::Write as _;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat};
 use futures_util::stream;
 use serde::Deserialize;
 
 use super::{AppState, error_response};
-use crate::domain::{DomainError, LogLine, Millis, OperationId, OperationSelector, ServiceId};
+use crate::domain::{Action, DomainError, LogLine, Millis, OperationId, OperationSelector, ServiceId};
 use crate::store::logs::{self, Log};
 use crate::store::{Store, activity, operations, resources};
 
@@ -62,9 +62,10 @@ pub async fn operation_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<LogQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    let org = state.principal().organization_id;
     let checked = async {
+        let org = state.caller(&headers, Action::Read)?.organization_id;
         let op = id.parse::<OperationId>()?;
         state.store.read(move |r| operations::operation(r, org, op)).await?;
         Download::of(Log::Operation(op), &query)
@@ -82,9 +83,10 @@ pub async fn selected_operation_logs(
     State(state): State<AppState>,
     Path((svc, selector)): Path<(String, String)>,
     Query(query): Query<LogQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    let org = state.principal().organization_id;
     let checked = async {
+        let org = state.caller(&headers, Action::Read)?.organization_id;
         let svc = svc.parse::<ServiceId>()?;
         let selector = OperationSelector::parse(&selector)?;
         let op = state.store.read(move |r| activity::selected(r, org, svc, selector)).await?;
@@ -100,9 +102,10 @@ pub async fn service_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<LogQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    let org = state.principal().organization_id;
     let checked = async {
+        let org = state.caller(&headers, Action::Read)?.organization_id;
         let svc = id.parse::<ServiceId>()?;
         state.store.read(move |r| resources::service(r, org, svc)).await?;
         Download::of(Log::Service(svc), &query)

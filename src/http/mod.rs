@@ -1,8 +1,17 @@
 //! HTTP routes: GraphQL over HTTP and WebSocket, GraphiQL and the live
 //! console (with their embedded assets), log downloads, the public status
-//! page and its Atom feed, health and metrics. Imports `graphql`, `engine`
-//! and `store`; holds no
-//! business rules.
+//! page and its Atom feed, health and metrics. Imports `graphql`, `auth`,
+//! `engine` and `store`; holds no business rules.
+//!
+//! Who may reach what:
+//!
+//! | route | caller |
+//! | --- | --- |
+//! | `/graphql` | per field: see `graphql::guard` |
+//! | `/operations/…/logs`, `/services/…/logs`, `/reports/activity.csv` | a member's token (`Read`) |
+//! | `/reports/audit.csv` | `ADMIN` or `OWNER` (`ReadAudit`) |
+//! | `/hooks/github/{id}` | anyone: the body's signature is checked instead |
+//! | `/`, `/console`, `/assets/…`, `/status`, `/status/feed.atom`, `/livez`, `/readyz`, `/metrics` | anyone (the pages hold no data of an organization) |
 
 mod assets;
 mod graphql;
@@ -18,14 +27,15 @@ mod ws;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::domain::{DomainError, ErrorCode, Principal};
+use crate::auth::{Authenticated, Registry};
+use crate::domain::{Action, DomainError, ErrorCode, Principal, now_millis};
 use crate::engine::Engine;
 use crate::graphql::CodedSchema;
 use crate::store::Store;
@@ -38,8 +48,8 @@ pub struct AppState {
     schema: CodedSchema,
     store: Store,
     engine: Arc<Engine>,
-    /// The caller every request acts as until access control exists.
-    owner: Principal,
+    /// Who each request's token acts as.
+    registry: Arc<Registry>,
     ready: watch::Receiver<bool>,
     /// Ends open subscriptions when the server shuts down.
     shutdown: CancellationToken,
@@ -59,7 +69,7 @@ impl AppState {
         schema: CodedSchema,
         store: Store,
         engine: Arc<Engine>,
-        owner: Principal,
+        registry: Arc<Registry>,
         ready: watch::Receiver<bool>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
@@ -71,7 +81,7 @@ impl AppState {
             schema,
             store,
             engine,
-            owner,
+            registry,
             ready,
             shutdown,
             tasks,
@@ -102,10 +112,56 @@ impl AppState {
         self.store.clone()
     }
 
-    /// The principal of a request.
-    fn principal(&self) -> Principal {
-        self.owner.clone()
+    /// Who the `Authorization` header of a request acts as.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, DomainError> {
+        let value = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        self.registry.authenticate(value, now_millis())
     }
+
+    /// The caller of a plain-HTTP route classified as `action`:
+    /// `UNAUTHENTICATED` (401) or `FORBIDDEN` (403) otherwise.
+    fn caller(&self, headers: &HeaderMap, action: Action) -> Result<Principal, DomainError> {
+        let principal = self.authenticate(headers)?.principal;
+        principal.check(action)?;
+        Ok(principal)
+    }
+}
+
+/// The header that carries a request's id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id: the client's `X-Request-Id` when it is a
+/// short printable value, else a new one; the response carries it back,
+/// and the audit log records it.
+async fn request_id(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let given = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 100 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(new_request_id);
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    request.headers_mut().insert(REQUEST_ID, value.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+    response
+}
+
+/// `req_` and 16 random hexadecimal characters (a counter if the system has
+/// no randomness to give).
+fn new_request_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => format!("req_{}", hex::encode(bytes)),
+        Err(_) => format!("req_n{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+    }
+}
+
+/// The request id of a request that went through [`request_id`].
+pub(crate) fn request_id_of(headers: &HeaderMap) -> String {
+    headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
 }
 
 /// A plain-HTTP error: the status that fits the code, and a JSON body with
@@ -150,6 +206,7 @@ pub fn router(state: AppState) -> Router {
         .route("/services/{id}/logs", get(logs::service_logs))
         .route("/services/{id}/operations/{selector}/logs", get(logs::selected_operation_logs))
         .route("/reports/activity.csv", get(reports::activity_csv))
+        .route("/reports/audit.csv", get(reports::audit_csv))
         .route(
             "/hooks/github/{id}",
             post(hooks::github).layer(axum::extract::DefaultBodyLimit::max(hooks::MAX_BODY)),
@@ -159,5 +216,6 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }

@@ -13,7 +13,7 @@
 //! | --- | --- |
 //! | 4400 | a message that is not JSON, of an unknown type, or not of this protocol |
 //! | 4401 | a subscription before `connection_ack` |
-//! | 4403 | a refused `connection_init` |
+//! | 4403 | a refused `connection_init` (no valid token in its payload), or the connection's token was revoked or expired |
 //! | 4408 | no `connection_init` in time |
 //! | 4409 | a subscription id that is already running |
 //! | 4429 | a second `connection_init` |
@@ -36,8 +36,10 @@ use serde_json::{Value, json};
 use tokio_stream::StreamMap;
 
 use super::limits::ConnectionSlot;
-use crate::domain::{ErrorCode, Principal};
+use crate::auth::Authenticated;
+use crate::domain::{ErrorCode, now_millis};
 use crate::graphql::error::server_error;
+use crate::graphql::guard::{self, Caller};
 use crate::graphql::{CodedSchema, Prerendered, RequestId};
 
 /// The subprotocols offered, preferred first.
@@ -73,7 +75,6 @@ impl Protocol {
 
 /// Why a `connection_init` is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[expect(dead_code, reason = "refused credentials arrive with access control (tokens)")]
 pub enum Refusal {
     /// The credentials (4403).
     Credentials,
@@ -83,7 +84,7 @@ pub enum Refusal {
 
 /// Who a `connection_init` payload acts as, with the connection's place
 /// among its caller's connections.
-pub type Authenticate = Box<dyn Fn(&Value) -> Result<(Principal, ConnectionSlot), Refusal> + Send>;
+pub type Authenticate = Box<dyn Fn(&Value) -> Result<(Authenticated, ConnectionSlot), Refusal> + Send>;
 
 /// What the connection needs from the server.
 pub struct Session {
@@ -93,6 +94,9 @@ pub struct Session {
     pub init_timeout: Duration,
     /// Most subscriptions open at once.
     pub max_subscriptions: usize,
+    /// The id of the upgrade request; each subscription's is this with its
+    /// id appended (the audit log records it for mutations sent here).
+    pub request_id: String,
 }
 
 /// A message from the client (both protocols' types; which are allowed
@@ -137,6 +141,7 @@ const DUPLICATE: Close = Close(4409, "Subscriber already exists");
 const TOO_MANY_INITS: Close = Close(4429, "Too many initialisation requests");
 const TOO_MANY_CONNECTIONS: Close = Close(1008, "too many connections for this caller");
 const TOO_BIG: Close = Close(1009, "message too big");
+const TOKEN_ENDED: Close = Close(4403, "Forbidden: the token was revoked or has expired");
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -153,14 +158,24 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, session: Session, stop
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
         }
     });
-    let mut connection =
-        Connection { protocol, principal: None, slot: None, subscriptions: StreamMap::new() };
+    let mut connection = Connection { protocol, caller: None, slot: None, subscriptions: StreamMap::new() };
     let init = tokio::time::sleep(session.init_timeout);
+    // Set once the connection is acknowledged: resolves when its token is
+    // revoked or expires, and then every subscription of it ends.
+    let mut token_ended: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
     tokio::pin!(init, stop, messages);
     let ended: Close = loop {
+        if token_ended.is_none()
+            && let Some(caller) = &connection.caller
+        {
+            token_ended = Some(Box::pin(token_end(caller)));
+        }
         let frame = tokio::select! {
             () = &mut stop => break Close(1001, "server shutting down"),
-            () = &mut init, if connection.principal.is_none() => break INIT_TIMEOUT,
+            () = &mut init, if connection.caller.is_none() => break INIT_TIMEOUT,
+            () = async { if let Some(end) = token_ended.as_mut() { end.await } else { std::future::pending().await } } => {
+                break TOKEN_ENDED;
+            }
             message = messages.next() => match message {
                 Some(Ok(text)) => match connection.handle(&text, &session) {
                     Ok(Some(reply)) => reply,
@@ -186,6 +201,27 @@ fn too_big(error: &axum::Error) -> bool {
     matches!(cause, Some(tungstenite::Error::Capacity(_)))
 }
 
+/// Resolves when the caller's token is revoked or expires.
+fn token_end(caller: &Authenticated) -> impl Future<Output = ()> + Send + 'static {
+    let revoked = caller.revoked.clone();
+    let expires_at = caller.expires_at;
+    async move {
+        let expiry = async {
+            match expires_at {
+                Some(at) => {
+                    let left = u64::try_from(at.saturating_sub(now_millis())).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(left)).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = revoked.cancelled() => {}
+            () = expiry => {}
+        }
+    }
+}
+
 async fn close(sink: &mut Sink, Close(code, reason): Close) {
     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
     let _ = sink.send(Message::Close(Some(frame))).await;
@@ -194,7 +230,7 @@ async fn close(sink: &mut Sink, Close(code, reason): Close) {
 struct Connection {
     protocol: Protocol,
     /// Set by an accepted `connection_init`.
-    principal: Option<Principal>,
+    caller: Option<Authenticated>,
     /// Held while the connection is open.
     slot: Option<ConnectionSlot>,
     /// The frames of each open subscription: its results, then `complete`.
@@ -208,15 +244,14 @@ impl Connection {
         let legacy = self.protocol == Protocol::Legacy;
         match message {
             ClientMessage::ConnectionInit { payload } => {
-                if self.principal.is_some() {
+                if self.caller.is_some() {
                     return Err(TOO_MANY_INITS);
                 }
-                let (principal, slot) =
-                    (session.authenticate)(&payload).map_err(|refusal| match refusal {
-                        Refusal::Credentials => REFUSED,
-                        Refusal::TooManyConnections => TOO_MANY_CONNECTIONS,
-                    })?;
-                self.principal = Some(principal);
+                let (caller, slot) = (session.authenticate)(&payload).map_err(|refusal| match refusal {
+                    Refusal::Credentials => REFUSED,
+                    Refusal::TooManyConnections => TOO_MANY_CONNECTIONS,
+                })?;
+                self.caller = Some(caller);
                 self.slot = Some(slot);
                 Ok(Some(json!({ "type": "connection_ack" }).to_string()))
             }
@@ -247,7 +282,7 @@ impl Connection {
         request: async_graphql::Request,
         session: &Session,
     ) -> Result<Option<String>, Close> {
-        let principal = self.principal.clone().ok_or(NOT_ACKNOWLEDGED)?;
+        let principal = self.caller.as_ref().ok_or(NOT_ACKNOWLEDGED)?.principal.clone();
         if self.subscriptions.contains_key(&id) {
             return Err(DUPLICATE);
         }
@@ -266,7 +301,12 @@ impl Connection {
             return Ok(Some(json!({ "type": "error", "id": id, "payload": payload }).to_string()));
         }
         let prerendered = Arc::new(Prerendered::default());
-        let request = request.data(principal).data(prerendered.clone()).data(request_id);
+        let subscription_id = guard::RequestId(format!("{}/{id}", session.request_id));
+        let request = request
+            .data(Caller(Ok(principal)))
+            .data(subscription_id)
+            .data(prerendered.clone())
+            .data(request_id);
         let (protocol, of) = (self.protocol, id.clone());
         let results = session
             .schema

@@ -276,6 +276,34 @@ impl<'a> Reader<'a> {
         with_table!(self.txn, def, |t| Ok(t.get(key).map_err(internal)?.map(|v| v.value())))
     }
 
+    /// A row of a `(u64, &str)`-keyed table, decoded.
+    pub fn get_keyed_row<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(u64, &str), &[u8]>,
+        key: (u64, &str),
+    ) -> Result<Option<T>> {
+        with_table!(self.txn, def, |t| match t.get(key).map_err(internal)? {
+            Some(v) => Ok(Some(codec::decode(v.value())?)),
+            None => Ok(None),
+        })
+    }
+
+    /// Every row of a `(u64, &str)`-keyed table with its key, decoded.
+    pub fn keyed_rows<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(u64, &str), &[u8]>,
+    ) -> Result<Vec<((u64, String), T)>> {
+        with_table!(self.txn, def, |t| {
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(internal)? {
+                let (key, value) = entry.map_err(internal)?;
+                let (a, b) = key.value();
+                out.push(((a, b.to_owned()), codec::decode(value.value())?));
+            }
+            Ok(out)
+        })
+    }
+
     /// A value of a `(u64, &str)`-keyed table.
     pub fn get_keyed(&self, def: TableDefinition<(u64, &str), u64>, key: (u64, &str)) -> Result<Option<u64>> {
         with_table!(self.txn, def, |t| Ok(t.get(key).map_err(internal)?.map(|v| v.value())))
@@ -432,6 +460,30 @@ impl<'a> Tx<'a> {
         self.wrote = true;
         let mut t = self.txn.open_table(OPERATIONS_BY_ENVIRONMENT_TIME).map_err(internal)?;
         t.insert(key, ()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn put_keyed_row<T: Serialize>(
+        &mut self,
+        def: TableDefinition<(u64, &str), &[u8]>,
+        key: (u64, &str),
+        row: &T,
+    ) -> Result<()> {
+        self.wrote = true;
+        let bytes = codec::encode(row)?;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.insert(key, bytes.as_slice()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub fn delete_keyed_row(
+        &mut self,
+        def: TableDefinition<(u64, &str), &[u8]>,
+        key: (u64, &str),
+    ) -> Result<()> {
+        self.wrote = true;
+        let mut t = self.txn.open_table(def).map_err(internal)?;
+        t.remove(key).map_err(internal)?;
         Ok(())
     }
 

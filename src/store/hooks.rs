@@ -8,7 +8,8 @@ use super::resources::service_by_id;
 use super::tables::WEBHOOK_DELIVERIES;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, PushDecision, PushEvent};
 use crate::domain::{
-    Member, NewOperation, OperationType, Principal, ServiceId, Trigger, TriggerSource, now_millis,
+    IdempotencyKey, Member, NewOperation, OperationType, Principal, ServiceId, Trigger, TriggerSource,
+    now_millis,
 };
 
 /// Deliveries kept per service: the newest ones. Refused deliveries can
@@ -73,9 +74,13 @@ pub fn accept_push(
                 trigger: Trigger::user(author.clone(), TriggerSource::Github)?,
                 target_instances: None,
                 redeploy_of: None,
-                idempotency_key: meta.delivery_id.as_ref().map(|id| format!("github-delivery:{id}")),
+                idempotency_key: meta
+                    .delivery_id
+                    .as_ref()
+                    .map(|id| IdempotencyKey::new(&format!("github-delivery:{id}"), &[&svc.to_string()]))
+                    .transpose()?,
             };
-            let principal = Principal { organization_id: service.organization_id, member: author };
+            let principal = Principal { member: author, ..Principal::platform(service.organization_id) };
             let op = queue(tx, &principal, &new)?;
             let message = format!("queued {} of commit {}", op.id, op.commit.as_deref().unwrap_or_default());
             (DeliveryOutcome::Deployed, message, Some(op.id))

@@ -6,7 +6,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use super::tables::*;
 
 /// The layout this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -14,12 +14,13 @@ const VERSION_KEY: &str = "schema_version";
 type Migration = fn(&WriteTransaction) -> anyhow::Result<()>;
 
 /// Migration `n` brings a file from version `n - 1` to `n`.
-const MIGRATIONS: [Migration; 5] = [
+const MIGRATIONS: [Migration; 6] = [
     create_tables_v1,
     index_operations_by_time_v2,
     create_tables_v3,
     create_usage_samples_v4,
     create_status_page_v5,
+    create_access_tables_v6,
 ];
 
 /// Brings `db` to [`SCHEMA_VERSION`], or refuses a file written by a newer
@@ -141,6 +142,72 @@ fn create_status_page_v5(txn: &WriteTransaction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Version 6: members, tokens, the audit log, and idempotency keys that
+/// remember when and for what request they were used. Every organization
+/// gets an `OWNER` member named `owner` (the one every request acted as
+/// before: the first one gets id 1, the author of its past operations);
+/// existing keys move over, dated by their operation's queue time.
+fn create_access_tables_v6(txn: &WriteTransaction) -> anyhow::Result<()> {
+    use crate::domain::access::{MemberRecord, Role};
+    use crate::domain::{Organization, OrganizationId};
+    txn.open_table(TOKENS)?;
+    txn.open_table(AUDIT_LOG)?;
+    let organizations: Vec<Organization> = {
+        let t = txn.open_table(ORGANIZATIONS)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            out.push(serde_json::from_slice(entry?.1.value()).context("reading an organization")?);
+        }
+        out
+    };
+    {
+        let mut members = txn.open_table(MEMBERS)?;
+        let mut sequences = txn.open_table(SEQUENCES)?;
+        for org in organizations {
+            let id = sequences.get("member")?.map_or(0, |v| v.value()) + 1;
+            sequences.insert("member", id)?;
+            let owner = MemberRecord {
+                id,
+                organization_id: OrganizationId(org.id.0),
+                name: "owner".into(),
+                role: Role::Owner,
+                created_at: org.created_at,
+                removed_at: None,
+                revision: 1,
+            };
+            members.insert(id, serde_json::to_vec(&owner)?.as_slice())?;
+        }
+    }
+    let old: Vec<(u64, String, u64)> = match txn.open_table(IDEMPOTENCY_KEYS) {
+        Ok(t) => {
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                let (key, op) = entry?;
+                let (org, name) = key.value();
+                out.push((org, name.to_owned(), op.value()));
+            }
+            out
+        }
+        Err(e) => return Err(e.into()),
+    };
+    {
+        #[derive(serde::Deserialize)]
+        struct Queued {
+            queued_at: i64,
+        }
+        let operations = txn.open_table(OPERATIONS)?;
+        let mut records = txn.open_table(IDEMPOTENCY_RECORDS)?;
+        for (org, key, op) in old {
+            let Some(row) = operations.get(op)? else { continue };
+            let queued: Queued = serde_json::from_slice(row.value()).context("reading an operation")?;
+            let record = super::idempotency::KeyRecord::legacy(op, queued.queued_at);
+            records.insert((org, key.as_str()), serde_json::to_vec(&record)?.as_slice())?;
+        }
+    }
+    txn.delete_table(IDEMPOTENCY_KEYS)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +269,52 @@ mod tests {
         let store = crate::store::Store::open(&path).unwrap();
         let view = store.read(|r| crate::store::status_page::public_view(r, 10)).await.unwrap();
         assert!(view.components.is_empty() && view.incidents.is_empty() && view.windows.is_empty());
+    }
+
+    #[tokio::test]
+    async fn version_6_gives_each_organization_an_owner_and_keeps_its_idempotency_keys() {
+        use crate::domain::fixtures::op;
+        use crate::domain::{IdempotencyKey, OperationStatus, OperationType, Organization, OrganizationId};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            migrate_to(&db, 0, 5).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let org = Organization { id: OrganizationId(1), name: "default".into(), created_at: 5 };
+                txn.open_table(ORGANIZATIONS)
+                    .unwrap()
+                    .insert(1, serde_json::to_vec(&org).unwrap().as_slice())
+                    .unwrap();
+                txn.open_table(SEQUENCES).unwrap().insert("organization", 1).unwrap();
+                let row = op(7, OperationType::Deploy, OperationStatus::DeploymentOk);
+                txn.open_table(OPERATIONS)
+                    .unwrap()
+                    .insert(7, serde_json::to_vec(&row).unwrap().as_slice())
+                    .unwrap();
+                txn.open_table(IDEMPOTENCY_KEYS).unwrap().insert((1, "push-1"), 7).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        let members = store.read(crate::store::auth::all_members).await.unwrap();
+        assert_eq!(members.len(), 1);
+        assert_eq!(
+            (members[0].id, members[0].name.as_str(), members[0].role),
+            (1, "owner", crate::domain::Role::Owner)
+        );
+        // Any request with the old key replays its operation, for 24 hours
+        // from its queue time (7 s after the epoch in the fixture).
+        let key = IdempotencyKey::new("push-1", &["anything"]).unwrap();
+        let at = 7_000 + 1_000;
+        let replayed = store
+            .read(move |r| crate::store::idempotency::replay(r, OrganizationId(1), &key, at))
+            .await
+            .unwrap();
+        assert_eq!(replayed.map(|o| o.id.0), Some(7));
+        let later = 7_000 + crate::store::idempotency::KEPT_MS;
+        assert_eq!(crate::store::idempotency::expire(&store, later).await.unwrap(), 1);
     }
 }

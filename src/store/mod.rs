@@ -8,12 +8,14 @@
 
 mod access;
 pub mod activity;
+pub mod auth;
 mod check;
 mod codec;
 pub mod events;
 pub mod faults;
 mod health;
 pub mod hooks;
+pub mod idempotency;
 pub mod logs;
 pub mod metrics;
 mod migrations;

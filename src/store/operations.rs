@@ -22,8 +22,10 @@ use crate::domain::{
 pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Result<Operation> {
     let org = principal.organization_id;
     let r = tx.reader();
-    if let Some(existing) = replay_idempotent(r, org, new)? {
-        return Ok(existing);
+    if let Some(key) = &new.idempotency_key
+        && let Some(first) = super::idempotency::replay(r, org, key, now_millis())?
+    {
+        return Ok(first);
     }
     let svc = live_service(r, org, new.service_id)?;
     // Nothing can be queued behind a delete, so one can only be the last.
@@ -38,7 +40,7 @@ pub fn queue(tx: &mut Tx<'_>, principal: &Principal, new: &NewOperation) -> Resu
     let op = new_row(id, &svc, env.name.as_str(), new)?;
     insert_operation(tx, &op)?;
     if let Some(key) = &new.idempotency_key {
-        tx.put_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()), id.0)?;
+        super::idempotency::remember(tx, org, key, &op)?;
     }
     let mut lines = vec![NewLine::system(queued_line(&op))];
     lines.extend(super::pins::change_on_queue(tx, svc, &op)?.map(NewLine::system));
@@ -69,7 +71,7 @@ fn new_row(id: OperationId, svc: &Service, environment_name: &str, new: &NewOper
         rollback: RollbackOutcome::NotNeeded,
         target_instances: new.target_instances,
         redeploy_of: new.redeploy_of,
-        idempotency_key: new.idempotency_key.clone(),
+        idempotency_key: new.idempotency_key.as_ref().map(|k| k.key.clone()),
     })
 }
 
@@ -140,19 +142,6 @@ fn queued_line(op: &Operation) -> String {
         None => op.op_type.as_str().to_owned(),
     };
     format!("queued {what}, asked by {by}")
-}
-
-/// The operation a reused idempotency key made, if the request is the same;
-/// `IDEMPOTENCY_KEY_REUSED` if it differs.
-fn replay_idempotent(r: Reader<'_>, org: OrganizationId, new: &NewOperation) -> Result<Option<Operation>> {
-    let Some(key) = &new.idempotency_key else { return Ok(None) };
-    let Some(id) = r.get_keyed(IDEMPOTENCY_KEYS, (org.0, key.as_str()))? else { return Ok(None) };
-    let op = operation_by_id(r, OperationId(id))?;
-    let same = op.service_id == new.service_id
-        && op.op_type == new.op_type
-        && (new.commit.is_none() || new.commit == op.commit)
-        && op.target_instances == new.target_instances;
-    if same { Ok(Some(op)) } else { Err(DomainError::IdempotencyKeyReused(key.clone())) }
 }
 
 /// The operation, if it belongs to `org`.
@@ -363,7 +352,7 @@ mod tests {
                 };
                 let svc = resources::create_service(tx, org.id, &new)?;
                 let member = Member { id: 1, name: "ada".into() };
-                let principal = Principal { organization_id: org.id, member: member.clone() };
+                let principal = Principal { member: member.clone(), ..Principal::platform(org.id) };
                 let new = NewOperation {
                     service_id: svc.id,
                     op_type: OperationType::Restart,

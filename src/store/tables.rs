@@ -86,7 +86,8 @@ pub const ACTIVE_OPERATIONS_BY_SERVICE: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("active_operations_by_service_v1");
 
 /// Key: (OrganizationId, idempotency key).
-/// Value: the OperationId the key created.
+/// Value: the OperationId the key created. Up to version 4 only: version 5
+/// moves every key to [`IDEMPOTENCY_RECORDS`] and deletes the table.
 pub const IDEMPOTENCY_KEYS: TableDefinition<(u64, &str), u64> = TableDefinition::new("idempotency_keys_v1");
 
 /// Key: (OperationId, seq) with seq 1, 2, 3 … per operation.
@@ -180,3 +181,23 @@ pub const MAINTENANCE_UPDATES: TableDefinition<(u64, u64), &[u8]> =
 /// resumes from.
 pub const STATUS_PAGE_EVENTS: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new("status_page_events_v1");
+
+/// Key: member id (`mem_<n>`), across organizations.
+/// Value: `domain::access::MemberRecord` (removed members stay, marked).
+pub const MEMBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("members_v1");
+
+/// Key: token id (`tok_<n>`), across organizations.
+/// Value: `domain::access::Token`: the hash of its secret, never the secret.
+pub const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens_v1");
+
+/// Key: (OrganizationId, audit record id) with one id sequence across
+/// organizations, so one organization's log is one range scan in order.
+/// Value: `domain::access::AuditEntry`: one mutation attempt.
+pub const AUDIT_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("audit_log_v1");
+
+/// Key: (OrganizationId, idempotency key).
+/// Value: `store::idempotency::KeyRecord`: the operation the key created,
+/// the fingerprint of the request that created it, when, and the reply it
+/// got. Kept 24 hours (`store::idempotency::KEPT_MS`).
+pub const IDEMPOTENCY_RECORDS: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("idempotency_records_v2");

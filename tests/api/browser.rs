@@ -14,11 +14,10 @@ use serde_json::{Value, json};
 use crate::cdp::Browser;
 use crate::helpers::TestApp;
 
-/// The token the browser signs in with. Today's server lets every request
-/// act as its built-in owner, whatever it sends; once access control is
-/// in, this is where the test gets a real owner token (the one place).
-async fn console_token(_app: &TestApp) -> String {
-    "browser-test-owner-token".to_owned()
+/// The token the browser signs in with: the owner token the server
+/// printed on its first start.
+fn console_token(app: &TestApp) -> String {
+    app.token.clone()
 }
 
 /// Where the screenshots go: `<target dir>/browser-screenshots/`.
@@ -47,7 +46,7 @@ const STATUS: &str = "document.querySelector('#operation-status [data-status]')?
 #[tokio::test]
 async fn the_console_deploys_follows_the_log_cancels_and_downloads_the_report_in_a_real_browser() {
     let app = TestApp::spawn_demo().await;
-    let token = console_token(&app).await;
+    let token = console_token(&app);
     let shots = screenshots();
     let downloads = tempfile::tempdir().unwrap();
     let mut browser = Browser::launch(downloads.path()).await;

@@ -81,12 +81,24 @@ async fn seed(app: &TestApp) -> Value {
         )
         .await;
     let page = seed_status_page(app).await;
+    let member = app
+        .gql("mutation { addMember(input: { name: \"grace\", role: VIEWER }) { id } }", json!({}))
+        .await["addMember"]["id"]
+        .clone();
+    let token = app
+        .gql(
+            "mutation($m: ID!) { createToken(input: { name: \"laptop\", memberId: $m }) { token { id } } }",
+            json!({ "m": member }),
+        )
+        .await["createToken"]["token"]["id"]
+        .clone();
     let day = chrono::Duration::days(1);
     let now = chrono::Utc::now();
     let mut variables = json!({
         "environmentId": env, "serviceId": web, "operationId": done,
         "queuedOperationId": queued, "scratchServiceId": scratch,
         "maintenanceId": campaign["startMaintenance"]["id"],
+        "memberId": member, "tokenId": token,
         "from": (now - day).to_rfc3339(), "to": (now + day).to_rfc3339(),
     });
     variables.as_object_mut().unwrap().extend(page.as_object().unwrap().clone());
@@ -240,7 +252,7 @@ async fn the_legacy_graphql_ws_subprotocol_streams_subscriptions_too() {
     request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-ws".parse().unwrap());
     let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(response.headers()["sec-websocket-protocol"], "graphql-ws");
-    let init = json!({ "type": "connection_init", "payload": {} });
+    let init = json!({ "type": "connection_init", "payload": app.init_payload() });
     socket.send(Message::text(init.to_string())).await.unwrap();
     let query = "subscription($id: ID!) { operationLogs(operationId: $id) { lines { stream text } } }";
     let start =

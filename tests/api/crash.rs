@@ -50,14 +50,16 @@ impl Rng {
 /// from spawning the process to `/readyz` answering 200.
 struct Server {
     child: tokio::process::Child,
-    port: u16,
+    at: Endpoint,
     spawned_at: DateTime<Utc>,
     ready_after: Duration,
     client: reqwest::Client,
 }
 
 impl Server {
-    async fn start(db: &Path) -> Self {
+    /// Starts on `db`; `token` is `None` on a new file, whose first start
+    /// prints the owner token this then reads.
+    async fn start(db: &Path, token: Option<&str>) -> Self {
         let spawned_at = Utc::now();
         let started = Instant::now();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsgraph"))
@@ -73,7 +75,19 @@ impl Server {
             tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().expect("address line");
         let address = line.split_whitespace().find(|w| w.starts_with("http://")).expect("address");
         let port = address.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
-        let client = reqwest::Client::new();
+        let token = match token {
+            Some(token) => token.to_owned(),
+            None => loop {
+                let line = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap();
+                let line = line.expect("a first start prints its owner token");
+                if let Some(token) = line.strip_prefix("OPSGRAPH_TOKEN=") {
+                    break token.to_owned();
+                }
+            },
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        let client = reqwest::Client::builder().default_headers(headers).build().unwrap();
         let deadline = Instant::now() + PATIENCE;
         loop {
             let ready = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
@@ -83,12 +97,12 @@ impl Server {
             assert!(Instant::now() < deadline, "the server was not ready in time");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        Self { child, port, spawned_at, ready_after: started.elapsed(), client }
+        Self { child, at: Endpoint { port, token }, spawned_at, ready_after: started.elapsed(), client }
     }
 
     /// POSTs a request; `None` when the server did not answer (killed).
     async fn try_post(&self, query: &str, variables: Value) -> Option<Value> {
-        let url = format!("http://127.0.0.1:{}/graphql", self.port);
+        let url = format!("http://127.0.0.1:{}/graphql", self.at.port);
         let response =
             self.client.post(url).json(&json!({ "query": query, "variables": variables })).send().await;
         response.ok()?.json().await.ok()
@@ -119,6 +133,13 @@ impl Server {
         let status = tokio::time::timeout(PATIENCE, self.child.wait()).await.unwrap().unwrap();
         assert!(status.success(), "exited with {status}");
     }
+}
+
+/// Where a running server answers, and the owner token it is called with.
+#[derive(Clone)]
+struct Endpoint {
+    port: u16,
+    token: String,
 }
 
 /// What the server acknowledged: each entry got a successful reply.
@@ -169,7 +190,7 @@ impl Follower {
 /// Follows from the last position received until the feed completes, the
 /// connection drops, or `enough` items were received, checking each item
 /// follows on from the one before.
-async fn follow(port: u16, follower: Arc<Mutex<Follower>>, enough: usize) {
+async fn follow(at: Endpoint, follower: Arc<Mutex<Follower>>, enough: usize) {
     let (feed, after) = {
         let f = follower.lock().unwrap();
         if f.completed {
@@ -187,7 +208,7 @@ async fn follow(port: u16, follower: Arc<Mutex<Follower>>, enough: usize) {
             json!({ "e": env, "a": after }),
         ),
     };
-    let Some(mut socket) = connect(port, query, variables).await else { return };
+    let Some(mut socket) = connect(&at, query, variables).await else { return };
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else { continue };
         let message: Value = serde_json::from_str(&text).unwrap();
@@ -230,11 +251,13 @@ async fn follow(port: u16, follower: Arc<Mutex<Follower>>, enough: usize) {
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A graphql-transport-ws subscription; `None` if the server is gone.
-async fn connect(port: u16, query: &str, variables: Value) -> Option<Socket> {
-    let mut request = format!("ws://127.0.0.1:{port}/graphql").into_client_request().unwrap();
+async fn connect(at: &Endpoint, query: &str, variables: Value) -> Option<Socket> {
+    let mut request = format!("ws://127.0.0.1:{}/graphql", at.port).into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
-    let init = json!({ "type": "connection_init", "payload": {} }).to_string();
+    let init =
+        json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", at.token) } })
+            .to_string();
     socket.send(Message::text(init)).await.ok()?;
     loop {
         match socket.next().await?.ok()? {
@@ -269,7 +292,7 @@ async fn all_nodes(server: &Server, field: &str, selection: &str) -> Vec<Value> 
 
 /// The stored log of an operation as `(seq, text)`.
 async fn stored_log(server: &Server, op: &str) -> BTreeMap<u64, String> {
-    let url = format!("http://127.0.0.1:{}/operations/{op}/logs?format=ndjson", server.port);
+    let url = format!("http://127.0.0.1:{}/operations/{op}/logs?format=ndjson", server.at.port);
     let text = server.client.get(url).send().await.unwrap().text().await.unwrap();
     text.lines()
         .map(|l| {
@@ -346,7 +369,8 @@ async fn the_server_killed_at_random_moments_loses_nothing_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("opsgraph.redb");
 
-    let mut server = Server::start(&db).await;
+    let mut server = Server::start(&db, None).await;
+    let token = server.at.token.clone();
     let env = server.gql("mutation { createEnvironment(input: { name: \"prod\" }) { id } }", json!({})).await;
     let env = env["createEnvironment"]["id"].as_str().unwrap().to_owned();
     let create = "mutation($e: ID!, $n: String!, $b: String!) { createService(input: { environmentId: $e, name: $n, kind: JOB, buildCommand: $b }) { id } }";
@@ -377,7 +401,7 @@ async fn the_server_killed_at_random_moments_loses_nothing_it_acknowledged() {
 
         let mut drivers = Vec::new();
         for follower in logs.iter().chain([&events]) {
-            drivers.push(tokio::spawn(follow(server_ref.port, follower.clone(), usize::MAX)));
+            drivers.push(tokio::spawn(follow(server_ref.at.clone(), follower.clone(), usize::MAX)));
         }
         for d in 0..2u64 {
             let (server, ledger, quick) = (server_ref.clone(), ledger.clone(), quick.clone());
@@ -431,7 +455,7 @@ async fn the_server_killed_at_random_moments_loses_nothing_it_acknowledged() {
         Arc::try_unwrap(server_ref).ok().expect("no client holds the server").reap().await;
         raw_opens.push(check_killed_file(&db, dir.path()));
 
-        server = Server::start(&db).await;
+        server = Server::start(&db, Some(&token)).await;
         recoveries.push(server.ready_after);
         let acknowledged = ledger.lock().unwrap().snapshot();
         check_restart(&server, &acknowledged, &[sink_op], kill).await;
@@ -443,7 +467,7 @@ async fn the_server_killed_at_random_moments_loses_nothing_it_acknowledged() {
     let all: Vec<String> = ledger.lines.keys().cloned().collect();
     check_restart(&server, &ledger, &all, kills).await;
     for follower in &logs {
-        tokio::time::timeout(PATIENCE, follow(server.port, follower.clone(), usize::MAX))
+        tokio::time::timeout(PATIENCE, follow(server.at.clone(), follower.clone(), usize::MAX))
             .await
             .expect("the log completes");
         let (op, received) = {
@@ -462,7 +486,7 @@ async fn the_server_killed_at_random_moments_loses_nothing_it_acknowledged() {
     }
     let received = events.lock().unwrap().received.clone();
     let fresh = Follower::new(Feed::Events(env.clone()));
-    tokio::time::timeout(PATIENCE, follow(server.port, fresh.clone(), received.len()))
+    tokio::time::timeout(PATIENCE, follow(server.at.clone(), fresh.clone(), received.len()))
         .await
         .expect("the stored feed holds at least what was received");
     let stored = fresh.lock().unwrap().received[..received.len()].to_vec();

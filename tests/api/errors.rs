@@ -86,7 +86,7 @@ async fn subscription_messages(app: &TestApp, query: &str, variables: Value) -> 
     let mut request = format!("ws://127.0.0.1:{}/graphql", app.port).into_client_request().unwrap();
     request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
-    let init = json!({ "type": "connection_init", "payload": {} });
+    let init = json!({ "type": "connection_init", "payload": app.init_payload() });
     socket.send(Message::text(init.to_string())).await.unwrap();
     let subscribe =
         json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });

@@ -17,7 +17,13 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// Sends the owner's token with every request (`Authorization`).
     pub client: reqwest::Client,
+    /// Sends no token: for requests as someone else ([`TestApp::post_as`]).
+    pub anonymous: reqwest::Client,
+    /// The owner token the first start made (kept in the directory, so a
+    /// restart over the same file acts as the same owner).
+    pub token: String,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// For the index check at `stop`; dropped before the server stops so
@@ -73,6 +79,14 @@ impl TestApp {
     /// data is seeded), the test can begin.
     async fn start(app: Application, dir: std::sync::Arc<tempfile::TempDir>, demo: bool) -> Self {
         let mut seeded = app.demo_seeded();
+        let token_file = dir.path().join("owner.token");
+        let token = match app.first_token() {
+            Some(first) => {
+                std::fs::write(&token_file, &first.secret).expect("keep the owner token");
+                first.secret.clone()
+            }
+            None => std::fs::read_to_string(&token_file).expect("the owner token of the first start"),
+        };
         let port = app.port();
         let store = Some(app.store());
         let shutdown = app.shutdown_token();
@@ -88,10 +102,15 @@ impl TestApp {
                 panic!("seeding the demo failed: {error}");
             }
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {token}").parse().expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
         Self {
             address: format!("http://127.0.0.1:{port}"),
             port,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder().default_headers(headers).build().expect("client"),
+            anonymous: reqwest::Client::new(),
+            token,
             shutdown,
             server: Some(server),
             store,
@@ -139,6 +158,64 @@ impl TestApp {
             .json()
             .await
             .expect("JSON response")
+    }
+
+    /// POSTs a GraphQL request with `token` (none: no `Authorization`) and
+    /// returns the whole response body.
+    pub async fn post_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self.anonymous.post(format!("{}/graphql", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// Runs a request with `token` that must succeed and returns its `data`.
+    pub async fn gql_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.post_as(Some(token), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// A new token with `role`, for a new member named after the role (or
+    /// the existing one of that name): its secret.
+    pub async fn token_for(&self, name: &str, role: &str) -> String {
+        let data = self
+            .gql(
+                "mutation($n: String!, $r: Role!) { addMember(input: { name: $n, role: $r }) { id } }",
+                json!({ "n": name, "r": role }),
+            )
+            .await;
+        let member = data["addMember"]["id"].as_str().unwrap().to_owned();
+        self.token_of(&member, name).await
+    }
+
+    /// A new personal token of member `member`: its secret.
+    pub async fn token_of(&self, member: &str, name: &str) -> String {
+        let data = self
+            .gql(
+                "mutation($m: ID!, $n: String!) { createToken(input: { name: $n, memberId: $m }) { secret } }",
+                json!({ "m": member, "n": name }),
+            )
+            .await;
+        data["createToken"]["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// The `connection_init` payload that carries the owner token.
+    pub fn init_payload(&self) -> Value {
+        json!({ "authorization": format!("Bearer {}", self.token) })
+    }
+
+    /// Opens a graphql-transport-ws subscription with `token`.
+    pub async fn subscribe_as(&self, token: &str, query: &str, variables: Value) -> Subscription {
+        Subscription::open(self.port, token, query, variables).await
     }
 
     /// Runs a request that must succeed and returns its `data`.
@@ -274,7 +351,7 @@ impl TestApp {
 
     /// Opens a graphql-transport-ws subscription.
     pub async fn subscribe(&self, query: &str, variables: Value) -> Subscription {
-        Subscription::open(self.port, query, variables).await
+        Subscription::open(self.port, &self.token, query, variables).await
     }
 
     /// Waits until the service's runtime log has a line containing `text`
@@ -309,14 +386,20 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub async fn open(port: u16, query: &str, variables: Value) -> Self {
-        Self::open_with_buffer(port, query, variables, None).await
+    pub async fn open(port: u16, token: &str, query: &str, variables: Value) -> Self {
+        Self::open_with_buffer(port, token, query, variables, None).await
     }
 
     /// A subscription whose socket buffers at most about `bytes` it has not
     /// read (the kernel would otherwise grow the buffer to megabytes): a
     /// client that stops reading is then felt by the server quickly.
-    pub async fn open_with_buffer(port: u16, query: &str, variables: Value, bytes: Option<u32>) -> Self {
+    pub async fn open_with_buffer(
+        port: u16,
+        token: &str,
+        query: &str,
+        variables: Value,
+        bytes: Option<u32>,
+    ) -> Self {
         let mut request = format!("ws://127.0.0.1:{port}/graphql").into_client_request().unwrap();
         request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
         let tcp = tokio::net::TcpSocket::new_v4().unwrap();
@@ -328,7 +411,10 @@ impl Subscription {
         let (mut socket, _) =
             tokio_tungstenite::client_async(request, stream).await.expect("websocket connects");
         socket
-            .send(Message::text(json!({ "type": "connection_init", "payload": {} }).to_string()))
+            .send(Message::text(
+                json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } })
+                    .to_string(),
+            ))
             .await
             .unwrap();
         let ack = next_json(&mut socket).await.expect("connection_ack");

@@ -304,7 +304,8 @@ async fn a_stalled_subscriber_does_not_hold_back_another_and_ends_as_slow_consum
     let (_, op) = held_operation(&app, "production").await;
     let mut fast = app.subscribe(FOLLOW, json!({ "op": op })).await;
     let mut slow =
-        Subscription::open_with_buffer(app.port, FOLLOW, json!({ "op": op }), Some(16 * 1024)).await;
+        Subscription::open_with_buffer(app.port, &app.token, FOLLOW, json!({ "op": op }), Some(16 * 1024))
+            .await;
     // Both have replayed what was stored and follow live.
     let mut slow_got = batch_lines(&slow.next().await.unwrap());
     let mut fast_got = batch_lines(&fast.next().await.unwrap());
@@ -540,7 +541,7 @@ async fn the_legacy_graphql_ws_protocol_carries_subscriptions() {
     assert_eq!(response.headers()["sec-websocket-protocol"], "graphql-ws");
 
     let send = |v: Value| Message::text(v.to_string());
-    socket.send(send(json!({ "type": "connection_init", "payload": {} }))).await.unwrap();
+    socket.send(send(json!({ "type": "connection_init", "payload": app.init_payload() }))).await.unwrap();
     let receive = async |socket: &mut tokio_tungstenite::WebSocketStream<_>| -> Value {
         loop {
             let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("the socket closed") };

@@ -1,5 +1,6 @@
 //! Integration tests over real HTTP and WebSocket.
 
+mod access;
 mod activity;
 mod auto_incidents;
 mod browser;
@@ -13,6 +14,7 @@ mod healing;
 mod health;
 mod helpers;
 mod hooks;
+mod idempotency;
 mod logs;
 mod maintenance;
 mod metrics;

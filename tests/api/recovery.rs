@@ -2,7 +2,7 @@
 
 use std::process::Stdio;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{PATIENCE, TestApp};
@@ -12,32 +12,75 @@ struct Binary {
     child: tokio::process::Child,
     address: String,
     port: u16,
+    /// The owner token its first start printed.
+    token: String,
 }
 
 impl Binary {
-    /// Starts it and reads its address from the line it prints.
+    /// Starts it over a new file and reads its address and owner token
+    /// from the lines it prints; the token is kept beside the file (where
+    /// `TestApp::spawn_in` finds it).
     async fn start(db: &std::path::Path) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsgraph"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts");
+        Self::start_with(db, None).await
+    }
+
+    /// [`Binary::start`], logging at `debug` into `log` when given. On a
+    /// file that already has its owner token kept beside it, the binary is
+    /// restarted with that token.
+    async fn start_with(db: &std::path::Path, log: Option<&std::path::Path>) -> Self {
+        let kept = db.parent().unwrap().join("owner.token");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_opsgraph"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(db).env("RUST_LOG", "warn");
+        if let Some(log) = log {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+            command.env("RUST_LOG", "debug").stderr(file);
+        }
+        let mut child = command.stdout(Stdio::piped()).kill_on_drop(true).spawn().expect("the binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let line =
             tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().expect("address line");
         let address = line.split_whitespace().find(|w| w.starts_with("http://")).expect("address");
         let address = address.trim_end_matches('/').to_owned();
         let port = address.rsplit(':').next().unwrap().parse().unwrap();
-        Self { child, address, port }
+        if let Ok(token) = std::fs::read_to_string(&kept) {
+            return Self { child, address, port, token };
+        }
+        let token = loop {
+            let line =
+                tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().expect("token");
+            if let Some(token) = line.strip_prefix("OPSGRAPH_TOKEN=") {
+                break token.to_owned();
+            }
+        };
+        std::fs::write(&kept, &token).unwrap();
+        Self { child, address, port, token }
+    }
+
+    /// POSTs a request with `token` and a request id; the whole body, or
+    /// `None` when no reply came (the server was killed).
+    async fn post(
+        &self,
+        token: &str,
+        query: &str,
+        variables: serde_json::Value,
+        request_id: &str,
+    ) -> Option<serde_json::Value> {
+        let response = reqwest::Client::new()
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .header("x-request-id", request_id)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
     }
 
     /// Runs a request that must succeed; returns the `id` of its one field.
     async fn id(&self, query: &str, variables: serde_json::Value) -> String {
         let body: serde_json::Value = reqwest::Client::new()
             .post(format!("{}/graphql", self.address))
+            .bearer_auth(&self.token)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -71,7 +114,8 @@ impl Binary {
     /// Follows an operation's log until `until` says stop (or it ends).
     async fn follow(&self, op: &str, mut until: impl FnMut(&serde_json::Value) -> bool) {
         let query = "subscription($id: ID!) { operationLogs(operationId: $id) { lines { text } } }";
-        let mut watch = crate::helpers::Subscription::open(self.port, query, json!({ "id": op })).await;
+        let mut watch =
+            crate::helpers::Subscription::open(self.port, &self.token, query, json!({ "id": op })).await;
         while let Some(batch) = watch.next().await {
             if until(&batch["operationLogs"]["lines"]) {
                 return;
@@ -230,4 +274,154 @@ async fn a_database_interrupted_after_its_old_instance_stopped_is_started_again_
     assert_eq!(svc["service"]["currentCommit"], "v1");
     assert_eq!(svc["service"]["instances"], json!([{ "status": "RUNNING", "commit": "v1" }]));
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_server_keeps_the_audit_record_of_every_acknowledged_mutation() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let db = dir.path().join("opsgraph.redb");
+    let mut server = Binary::start(&db).await;
+    let create = "mutation($n: String!) { createEnvironment(input: { name: $n }) { id } }";
+    let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
+    let attempts: Vec<_> = (0..200)
+        .map(|n| {
+            let (server, acks) = (&server, acks.clone());
+            async move {
+                let reply = server
+                    .post(&server.token, create, json!({ "n": format!("env-{n}") }), &format!("kill-{n}"))
+                    .await;
+                let id = reply.and_then(|r| r["data"]["createEnvironment"]["id"].as_str().map(str::to_owned));
+                if id.is_some() {
+                    let _ = acks.send(n);
+                }
+                (n, id)
+            }
+        })
+        .collect();
+    drop(acks);
+    // Killed (SIGKILL) once some mutations were acknowledged and others
+    // are still in flight.
+    let pid = nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32);
+    let killer = async {
+        for _ in 0..20 {
+            acked.recv().await.expect("acknowledgements");
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    };
+    let (results, ()) = tokio::join!(futures_util::future::join_all(attempts), killer);
+    let _ = server.child.wait().await;
+    let acknowledged: Vec<(usize, String)> =
+        results.into_iter().filter_map(|(n, id)| Some((n, id?))).collect();
+    assert!(acknowledged.len() >= 20, "{} acknowledged", acknowledged.len());
+    assert!(acknowledged.len() < 200, "the kill came while mutations were in flight");
+
+    let app = TestApp::spawn_in(dir).await;
+    let records = crate::access::audit_log(&app).await;
+    let mut existing: Vec<Value> = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .gql(
+                "query($a: String) { environments(first: 100, after: $a) { nodes { id name } pageInfo { hasNextPage endCursor } } }",
+                json!({ "a": after }),
+            )
+            .await;
+        existing.extend(page["environments"]["nodes"].as_array().unwrap().iter().cloned());
+        if page["environments"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["environments"]["pageInfo"]["endCursor"].clone();
+    }
+    for (n, id) in &acknowledged {
+        let record = records.iter().find(|r| r["requestId"] == format!("kill-{n}"));
+        let record = record.unwrap_or_else(|| panic!("no audit record of acknowledged kill-{n}"));
+        assert_eq!(
+            (record["target"].as_str(), record["outcome"].as_str()),
+            (Some(id.as_str()), Some("SUCCEEDED"))
+        );
+    }
+    // And no effect without its record, acknowledged or not.
+    existing.retain(|e| e["name"].as_str().unwrap().starts_with("env-"));
+    for env in &existing {
+        assert!(
+            records.iter().any(|r| r["target"] == env["id"] && r["outcome"] == "SUCCEEDED"),
+            "{env} has no record"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_never_appear_in_the_server_log_and_the_command_line_makes_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("opsgraph.redb");
+    let log = dir.path().join("server.log");
+    let mut server = Binary::start_with(&db, Some(&log)).await;
+    let owner = server.token.clone();
+    let created = server
+        .post(
+            &owner,
+            "mutation { createToken(input: { name: \"ci\", role: DEVELOPER }) { secret token { id } } }",
+            json!({}),
+            "t1",
+        )
+        .await
+        .unwrap();
+    let secret = created["data"]["createToken"]["secret"].as_str().unwrap().to_owned();
+    let id = created["data"]["createToken"]["token"]["id"].clone();
+    let viewer = server.post(&secret, "{ viewer { role } }", json!({}), "t2").await.unwrap();
+    assert_eq!(viewer["data"]["viewer"]["role"], "DEVELOPER");
+    server
+        .post(&secret, "mutation { createEnvironment(input: { name: \"x\" }) { id } }", json!({}), "t3")
+        .await;
+    server
+        .post(
+            &owner,
+            "mutation($t: ID!) { revokeToken(input: { tokenId: $t }) { id } }",
+            json!({ "t": id }),
+            "t4",
+        )
+        .await;
+    let refused = server.post(&secret, "{ viewer { role } }", json!({}), "t5").await.unwrap();
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    server.post("ogt_1111111111111111111111111111111111111111", "{ viewer { role } }", json!({}), "t6").await;
+    let pid = nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(server.child.wait().await.unwrap().success());
+
+    // From the command line, with the server stopped: a second organization
+    // and a viewer token of the first one, printed alone on stdout.
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_opsgraph"))
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        (
+            String::from_utf8(output.stdout).unwrap().trim().to_owned(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (org, _) = run(&["org", "create", "--name", "acme"]);
+    assert_eq!(org, "org_2");
+    let (cli_token, cli_log) =
+        run(&["token", "create", "--org", "org_1", "--role", "VIEWER", "--name", "cli"]);
+    assert!(cli_token.starts_with("ogt_") && cli_token.len() == 44, "{cli_token}");
+    assert!(!cli_log.contains(&cli_token), "the command's log names the token by prefix only: {cli_log}");
+
+    let server = Binary::start_with(&db, Some(&log)).await;
+    let viewer =
+        server.post(&cli_token, "{ viewer { role member { name } } }", json!({}), "t7").await.unwrap();
+    assert_eq!(viewer["data"]["viewer"], json!({ "role": "VIEWER", "member": { "name": "viewer" } }));
+    drop(server);
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("DEBUG") || log.contains("INFO"), "the log was written at debug: {log}");
+    for token in [&owner, &secret, &cli_token] {
+        assert!(!log.contains(token.as_str()), "a token is in the server log");
+        assert!(!log.contains(&token[4..]), "a token's secret part is in the server log");
+    }
 }

@@ -249,19 +249,6 @@ async fn a_mutation_over_get_is_refused_with_405() {
 }
 
 #[tokio::test]
-async fn the_same_idempotency_key_returns_the_same_operation() {
-    let app = TestApp::spawn().await;
-    let env = app.create_environment("production").await;
-    let svc = app.create_service(&env, json!({ "name": "api", "kind": "JOB" })).await;
-    const DEPLOY: &str = "mutation($s: ID!, $c: String!) { deploy(input: { serviceId: $s, commit: $c, idempotencyKey: \"push-42\" }) { id } }";
-    let first = app.gql(DEPLOY, json!({ "s": svc, "c": "c1" })).await;
-    let again = app.gql(DEPLOY, json!({ "s": svc, "c": "c1" })).await;
-    assert_eq!(first, again);
-    assert_eq!(app.error_code(DEPLOY, json!({ "s": svc, "c": "c2" })).await, "IDEMPOTENCY_KEY_REUSED");
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn operation_events_replay_from_a_cursor_then_follow_live_without_gaps_or_duplicates() {
     let app = TestApp::spawn().await;
     let env = app.create_environment("production").await;

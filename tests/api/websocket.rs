@@ -54,7 +54,7 @@ async fn closed(socket: &mut Socket) -> (u16, String) {
 /// A connection that was acknowledged.
 async fn acknowledged(app: &TestApp) -> Socket {
     let mut socket = connect(app, "graphql-transport-ws").await;
-    send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": app.init_payload() })).await;
     assert_eq!(receive(&mut socket).await, json!({ "type": "connection_ack" }));
     socket
 }
@@ -175,14 +175,14 @@ async fn subscriptions_per_connection_and_connections_per_caller_are_bounded() {
     // The caller's second connection is fine; a third is closed at init.
     let _second = acknowledged(&app).await;
     let mut third = connect(&app, "graphql-transport-ws").await;
-    send(&mut third, json!({ "type": "connection_init", "payload": {} })).await;
+    send(&mut third, json!({ "type": "connection_init", "payload": app.init_payload() })).await;
     assert_eq!(closed(&mut third).await, (1008, "too many connections for this caller".into()));
     // Closing one makes room for another.
     drop(socket);
     let mut fourth = connect(&app, "graphql-transport-ws").await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        send(&mut fourth, json!({ "type": "connection_init", "payload": {} })).await;
+        send(&mut fourth, json!({ "type": "connection_init", "payload": app.init_payload() })).await;
         match tokio::time::timeout(PATIENCE, fourth.next()).await.expect("a reply") {
             Some(Ok(Message::Text(text))) => {
                 assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["type"], "connection_ack");
@@ -195,6 +195,30 @@ async fn subscriptions_per_connection_and_connections_per_caller_are_bounded() {
             }
         }
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_init_without_a_valid_token_is_refused_with_4403() {
+    let app = TestApp::spawn().await;
+    let viewer = app.token_for("vera", "VIEWER").await;
+    for payload in [
+        json!({}),
+        json!({ "authorization": "Bearer ogt_0000000000000000000000000000000000000000" }),
+        json!({ "authorization": app.token.clone() }),
+    ] {
+        let mut socket = connect(&app, "graphql-transport-ws").await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": payload })).await;
+        assert_eq!(closed(&mut socket).await, (4403, "Forbidden".into()), "{payload}");
+    }
+    // Either case of the key is read; a member of any role is acknowledged.
+    let mut socket = connect(&app, "graphql-ws").await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {viewer}") } }),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await["type"], "connection_ack");
     app.stop().await;
 }
 
@@ -212,6 +236,39 @@ async fn a_message_over_the_size_limit_closes_with_1009() {
     let mut socket = acknowledged(&app).await;
     send(&mut socket, message(1_025)).await;
     assert_eq!(closed(&mut socket).await, (1009, "message too big".into()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_token_closes_its_open_subscriptions_at_once_and_spares_the_others() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    let query = "subscription($env: ID!) { operationEvents(environmentId: $env) { kind } }";
+    let dev = app.token_for("dev", "DEVELOPER").await;
+    let subscribe =
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": { "env": env } } });
+    let open = |token: String| {
+        let (app, subscribe) = (&app, subscribe.clone());
+        async move {
+            let mut socket = connect(app, "graphql-transport-ws").await;
+            send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } })).await;
+            assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+            send(&mut socket, subscribe).await;
+            socket
+        }
+    };
+    let mut revoked = open(dev.clone()).await;
+    let mut kept = open(app.token.clone()).await;
+    let id = app.gql_as(&dev, "{ viewer { tokenId } }", json!({})).await["viewer"]["tokenId"].clone();
+    app.gql("mutation($t: ID!) { revokeToken(input: { tokenId: $t }) { id } }", json!({ "t": id })).await;
+    let (code, reason) = closed(&mut revoked).await;
+    assert_eq!(code, 4403, "{reason}");
+    assert!(reason.contains("revoked"), "{reason}");
+    // The owner's subscription goes on.
+    let svc = app.create_service(&env, json!({ "name": "api", "kind": "JOB" })).await;
+    app.deploy(&svc, "c1").await;
+    let event = receive(&mut kept).await;
+    assert_eq!(event["payload"]["data"]["operationEvents"]["kind"], "QUEUED", "{event}");
     app.stop().await;
 }
 
@@ -237,8 +294,36 @@ async fn upgrades_from_other_sites_are_refused_unless_configured() {
     let own = format!("http://127.0.0.1:{}", app.port);
     for origin in [own.as_str(), "https://console.example"] {
         let (mut socket, _) = upgrade(origin).await.unwrap_or_else(|e| panic!("{origin}: {e}"));
-        send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+        send(&mut socket, json!({ "type": "connection_init", "payload": app.init_payload() })).await;
         assert_eq!(receive(&mut socket).await["type"], "connection_ack");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expiring_token_closes_its_subscriptions_when_it_expires() {
+    let app = TestApp::spawn().await;
+    let at = (chrono::Utc::now() + chrono::Duration::milliseconds(1_500)).to_rfc3339();
+    let short = app
+        .gql(
+            "mutation($at: DateTime!) { createToken(input: { name: \"short\", expiresAt: $at }) { secret } }",
+            json!({ "at": at }),
+        )
+        .await["createToken"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {short}") } }),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { recoveryProgress { queued } }" } })).await;
+    assert_eq!(receive(&mut socket).await["type"], "next");
+    let started = std::time::Instant::now();
+    assert_eq!(closed(&mut socket).await.0, 4403);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! One file per GraphQL type, with its inputs, filter and connection.
 
+pub mod access;
 pub mod activity;
 pub mod activity_report;
 pub mod enums;

@@ -7,12 +7,9 @@ use super::enums::TriggerSource;
 use super::selector::OperationSelectorInput;
 use crate::domain::resource::{parse_commit, parse_instances};
 use crate::domain::{
-    DomainError, Member, NewOperation, Operation, OperationId, OperationSelector, OperationType, ServiceId,
-    Trigger,
+    DomainError, IdempotencyKey, Member, NewOperation, Operation, OperationId, OperationSelector,
+    OperationType, ServiceId, Trigger,
 };
-
-/// Longest idempotency key accepted.
-const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 /// Input of `deploy`.
 #[derive(InputObject)]
@@ -24,8 +21,12 @@ pub struct DeployInput {
     /// The channel the request comes through.
     #[graphql(default_with = "TriggerSource::Api")]
     pub source: TriggerSource,
-    /// Sending the same request again with the same key returns the
-    /// operation the first one queued instead of queueing another.
+    /// Sending the same request again with the same key (1 to 200
+    /// characters) answers with the reply to the first one (the operation
+    /// as it was queued) instead of queueing another, even when the first
+    /// reply was lost or the server restarted since; the same key with a
+    /// different request is refused with `IDEMPOTENCY_KEY_REUSED`. Keys
+    /// are kept 24 hours.
     pub idempotency_key: Option<String>,
 }
 
@@ -47,8 +48,12 @@ pub struct RedeployInput {
     /// The channel the request comes through.
     #[graphql(default_with = "TriggerSource::Api")]
     pub source: TriggerSource,
-    /// Sending the same request again with the same key returns the
-    /// operation the first one queued instead of queueing another.
+    /// Sending the same request again with the same key (1 to 200
+    /// characters) answers with the reply to the first one (the operation
+    /// as it was queued) instead of queueing another, even when the first
+    /// reply was lost or the server restarted since; the same key with a
+    /// different request is refused with `IDEMPOTENCY_KEY_REUSED`. Keys
+    /// are kept 24 hours.
     pub idempotency_key: Option<String>,
 }
 
@@ -60,8 +65,12 @@ pub struct ServiceActionInput {
     /// The channel the request comes through.
     #[graphql(default_with = "TriggerSource::Api")]
     pub source: TriggerSource,
-    /// Sending the same request again with the same key returns the
-    /// operation the first one queued instead of queueing another.
+    /// Sending the same request again with the same key (1 to 200
+    /// characters) answers with the reply to the first one (the operation
+    /// as it was queued) instead of queueing another, even when the first
+    /// reply was lost or the server restarted since; the same key with a
+    /// different request is refused with `IDEMPOTENCY_KEY_REUSED`. Keys
+    /// are kept 24 hours.
     pub idempotency_key: Option<String>,
 }
 
@@ -75,8 +84,12 @@ pub struct ScaleInput {
     /// The channel the request comes through.
     #[graphql(default_with = "TriggerSource::Api")]
     pub source: TriggerSource,
-    /// Sending the same request again with the same key returns the
-    /// operation the first one queued instead of queueing another.
+    /// Sending the same request again with the same key (1 to 200
+    /// characters) answers with the reply to the first one (the operation
+    /// as it was queued) instead of queueing another, even when the first
+    /// reply was lost or the server restarted since; the same key with a
+    /// different request is refused with `IDEMPOTENCY_KEY_REUSED`. Keys
+    /// are kept 24 hours.
     pub idempotency_key: Option<String>,
 }
 
@@ -101,24 +114,24 @@ pub struct CancelOperationInput {
 /// What the fields shared by every operation input become.
 pub struct Common {
     trigger: Trigger,
-    idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
-fn common(author: &Member, source: TriggerSource, key: Option<&str>) -> Result<Common, DomainError> {
+/// The shared fields, checked; `request` is every other input field as
+/// the client gave it (the key's fingerprint).
+fn common(
+    author: &Member,
+    source: TriggerSource,
+    key: Option<&str>,
+    request: &[&str],
+) -> Result<Common, DomainError> {
+    let source_name = format!("{source:?}");
+    let mut fields = request.to_vec();
+    fields.push(&source_name);
     Ok(Common {
         trigger: Trigger::user(author.clone(), source.into())?,
-        idempotency_key: key.map(idempotency_key).transpose()?,
+        idempotency_key: key.map(|k| IdempotencyKey::new(k, &fields)).transpose()?,
     })
-}
-
-fn idempotency_key(raw: &str) -> Result<String, DomainError> {
-    if raw.is_empty() || raw.len() > MAX_IDEMPOTENCY_KEY || raw.chars().any(char::is_control) {
-        return Err(DomainError::bad_input(
-            "idempotencyKey",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters without control characters"),
-        ));
-    }
-    Ok(raw.to_owned())
 }
 
 fn new_operation(service_id: ServiceId, op_type: OperationType, common: Common) -> NewOperation {
@@ -135,7 +148,8 @@ fn new_operation(service_id: ServiceId, op_type: OperationType, common: Common) 
 
 impl DeployInput {
     pub fn validate(&self, author: &Member) -> Result<NewOperation, DomainError> {
-        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        let fields = ["deploy", self.service_id.as_str(), self.commit.as_str()];
+        let common = common(author, self.source, self.idempotency_key.as_deref(), &fields)?;
         let commit = parse_commit(&self.commit)?;
         let new = new_operation(self.service_id.parse()?, OperationType::Deploy, common);
         Ok(NewOperation { commit: Some(commit), ..new })
@@ -168,7 +182,14 @@ impl Redeploy {
 
 impl RedeployInput {
     pub fn validate(&self, author: &Member) -> Result<Redeploy, DomainError> {
-        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        let selector = self.operation.map(|s| format!("{:?}/{:?}", s.kind, s.offset)).unwrap_or_default();
+        let fields = [
+            "redeploy",
+            self.service_id.as_ref().map_or("", |id| id.as_str()),
+            self.operation_id.as_ref().map_or("", |id| id.as_str()),
+            selector.as_str(),
+        ];
+        let common = common(author, self.source, self.idempotency_key.as_deref(), &fields)?;
         match (&self.service_id, &self.operation_id, self.operation) {
             (Some(svc), None, None) => {
                 Ok(Redeploy::Service(new_operation(svc.parse()?, OperationType::Redeploy, common)))
@@ -189,14 +210,17 @@ impl RedeployInput {
 
 impl ServiceActionInput {
     pub fn validate(&self, op_type: OperationType, author: &Member) -> Result<NewOperation, DomainError> {
-        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        let fields = [op_type.as_str(), self.service_id.as_str()];
+        let common = common(author, self.source, self.idempotency_key.as_deref(), &fields)?;
         Ok(new_operation(self.service_id.parse()?, op_type, common))
     }
 }
 
 impl ScaleInput {
     pub fn validate(&self, author: &Member) -> Result<NewOperation, DomainError> {
-        let common = common(author, self.source, self.idempotency_key.as_deref())?;
+        let instances_given = self.instances.to_string();
+        let fields = ["scale", self.service_id.as_str(), instances_given.as_str()];
+        let common = common(author, self.source, self.idempotency_key.as_deref(), &fields)?;
         let instances = parse_instances(self.instances.into())?;
         let new = new_operation(self.service_id.parse()?, OperationType::Scale, common);
         Ok(NewOperation { target_instances: Some(instances), ..new })

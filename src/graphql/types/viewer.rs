@@ -1,6 +1,8 @@
 //! `Viewer`: who is asking; `Organization` and `Member`.
 
-use async_graphql::{ID, Object};
+use async_graphql::{Context, ID, Object};
+
+use super::access::Role;
 
 use crate::domain::{self, Organization};
 use crate::graphql::scope::{datetime, id};
@@ -9,6 +11,8 @@ use crate::graphql::scope::{datetime, id};
 pub struct Viewer {
     pub organization: Organization,
     pub member: domain::Member,
+    pub role: domain::Role,
+    pub token: Option<domain::access::TokenRef>,
 }
 
 /// Who is making the request.
@@ -22,6 +26,29 @@ impl Viewer {
     /// The member making the request.
     async fn member(&self) -> MemberObject {
         MemberObject(self.member.clone())
+    }
+
+    /// The role the request acts with: the member's, or the weaker one its
+    /// token is capped at.
+    async fn role(&self) -> Role {
+        self.role.into()
+    }
+
+    /// The id of the token the request came with (`tok_<n>`).
+    async fn token_id(&self) -> Option<ID> {
+        self.token.as_ref().map(|t| id(crate::domain::TokenId(t.id)))
+    }
+}
+
+/// Building a viewer: only a member (a personal token) is one.
+impl Viewer {
+    pub fn of(principal: &crate::domain::Principal, organization: Organization) -> Option<Self> {
+        Some(Self {
+            organization,
+            member: principal.member.clone(),
+            role: principal.grant.role()?,
+            token: principal.token.clone(),
+        })
     }
 }
 
@@ -47,23 +74,29 @@ impl OrganizationObject {
     }
 }
 
-/// Prefix of a member's global id. Members have no typed id in the domain
-/// yet; this keeps their ids distinct from every other kind's.
-const MEMBER_PREFIX: &str = "mem";
-
 /// A member as a GraphQL object.
 pub struct MemberObject(pub domain::Member);
 
-/// A person acting within an organization.
+/// A person acting within an organization (through their tokens).
 #[Object(name = "Member")]
 impl MemberObject {
     /// Global id (`mem_<n>`).
     async fn id(&self) -> ID {
-        ID(format!("{MEMBER_PREFIX}_{}", self.0.id))
+        id(crate::domain::MemberId(self.0.id))
     }
 
     /// Display name.
     async fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// Their role now; null once they were removed from the organization
+    /// (and for the pusher named by a GitHub push, who is no member).
+    async fn role(&self, ctx: &Context<'_>) -> Option<Role> {
+        let app = ctx.data::<crate::graphql::GraphqlContext>().ok()?;
+        if self.0.id == 0 {
+            return None;
+        }
+        app.registry.member_role(self.0.id).map(Into::into)
     }
 }

@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::ComponentObject;
 use super::ComponentStatus;
+use crate::domain::Action;
 use crate::domain::status_page::{AffectedService, Incident, Origin, Summary, TimelineUpdate, Touched};
-use crate::graphql::scope::{datetime, found, id, public, status_page_editor};
+use crate::graphql::guard::guard;
+use crate::graphql::scope::{datetime, found, id, public};
 use crate::graphql::types::enums::ServiceKind;
 use crate::graphql::types::service::ServiceNode;
 use crate::store::resources;
@@ -126,7 +128,7 @@ impl IncidentObject {
         if self.1 != Audience::Editors {
             return None;
         }
-        let editor = status_page_editor(ctx).ok()?;
+        let editor = guard(ctx, Action::Configure).ok()?;
         (editor.org() == *organization_id)
             .then(|| services.iter().cloned().map(AffectedServiceObject).collect())
     }
@@ -268,7 +270,7 @@ impl AffectedServiceObject {
     /// The service; null when the caller cannot see it.
     async fn service(&self, ctx: &Context<'_>) -> Result<Option<ServiceNode>> {
         let id = self.0.service_id;
-        let s = status_page_editor(ctx)?;
+        let s = guard(ctx, Action::Configure)?;
         let svc = s.read(move |r, org| found(resources::service(r, org, id))).await?;
         Ok(svc.map(ServiceNode))
     }
