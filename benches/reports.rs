@@ -181,6 +181,7 @@ fn operation(id: OperationId, n: u64, svc: &opsgraph::domain::Service, env: &Nam
         target_instances: None,
         redeploy_of: None,
         idempotency_key: None,
+        lease: None,
     }
 }
 

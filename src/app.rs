@@ -101,6 +101,7 @@ impl Application {
             args.recovery_concurrency,
             force_grace,
             args.auto_incident_rule(),
+            args.worker_lease_ms,
         );
         let limits = args.limits();
         let context = GraphqlContext {
@@ -206,6 +207,7 @@ impl Application {
             tasks.spawn(metrics::run(engine.clone(), every, shutdown.clone()));
         }
         tasks.spawn(Healing::run(engine.clone(), shutdown.clone()));
+        tasks.spawn(crate::engine::workers::run_lease_clock(engine.clone(), shutdown.clone()));
         ready.send_replace(true);
         tracing::info!("ready");
         if let Some(demo) = demo {

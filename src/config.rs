@@ -116,6 +116,11 @@ pub struct ServeArgs {
     /// Most platform redeploys (self-healing) in flight at once.
     #[arg(long, env = "OPSGRAPH_RECOVERY_CONCURRENCY", default_value_t = 4)]
     pub recovery_concurrency: usize,
+    /// Milliseconds a worker's lease on an operation lasts after its claim
+    /// or any later call of the worker; a worker silent for longer is
+    /// declared lost.
+    #[arg(long, env = "OPSGRAPH_WORKER_LEASE_MS", default_value_t = 30_000)]
+    pub worker_lease_ms: u64,
     /// Seconds between two passes of log retention.
     #[arg(long, env = "OPSGRAPH_RETENTION_INTERVAL_SECS", default_value_t = 600)]
     pub retention_interval_secs: u64,
@@ -273,6 +278,7 @@ impl ServeArgs {
             slow_consumer_lag: limits.slow_consumer_lag,
             retention_interval_secs: 600,
             recovery_concurrency: 4,
+            worker_lease_ms: 30_000,
             cache_mb: DEFAULT_CACHE_MB,
             force_cancel_grace_ms: 5_000,
             connection_init_timeout_ms: 10_000,

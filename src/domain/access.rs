@@ -112,11 +112,13 @@ pub enum Action {
     AppendLogs,
     /// Report the result of a probe of an instance.
     ReportProbes,
+    /// Claim and run the operations of a worker pool.
+    Work,
 }
 
 impl Action {
     /// Every action, for tests and documentation.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Self::Read,
         Self::ReadAudit,
         Self::Operate,
@@ -125,6 +127,7 @@ impl Action {
         Self::OwnTokens,
         Self::AppendLogs,
         Self::ReportProbes,
+        Self::Work,
     ];
 }
 
@@ -134,13 +137,13 @@ impl Grant {
         use Action::*;
         match self {
             Self::Platform => true,
-            Self::Worker => matches!(action, AppendLogs),
+            Self::Worker => matches!(action, AppendLogs | Work),
             Self::Monitoring => matches!(action, ReportProbes),
             Self::Member(role) => match action {
                 Read | OwnTokens => true,
                 Operate | AppendLogs => role >= Role::Developer,
                 Configure | ManageMembers | ReadAudit => role >= Role::Admin,
-                ReportProbes => false,
+                ReportProbes | Work => false,
             },
         }
     }
@@ -449,7 +452,7 @@ mod tests {
         let admin = [Read, ReadAudit, Operate, Configure, ManageMembers, OwnTokens, AppendLogs];
         assert_eq!(allowed(Grant::Member(Role::Admin)), admin);
         assert_eq!(allowed(Grant::Member(Role::Owner)), admin);
-        assert_eq!(allowed(Grant::Worker), [AppendLogs]);
+        assert_eq!(allowed(Grant::Worker), [AppendLogs, Work]);
         assert_eq!(allowed(Grant::Monitoring), [ReportProbes]);
     }
 

@@ -32,6 +32,7 @@ pub fn op(id: u64, op_type: OperationType, status: OperationStatus) -> Operation
         target_instances: None,
         redeploy_of: None,
         idempotency_key: None,
+        lease: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub mod status_page;
 pub mod stuck;
 pub mod usage;
 pub mod webhook;
+pub mod worker;
 
 pub use access::{Action, Grant, Principal, Role, TokenKind};
 pub use error::{DomainError, ErrorCode};

@@ -222,6 +222,22 @@ pub enum StepStatus {
     RollbackFailed,
 }
 
+impl StepStatus {
+    /// How a log line says it: "step build: succeeded".
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "started",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+            Self::RolledBack => "rolled back",
+            Self::RollbackFailed => "could not be rolled back",
+        }
+    }
+}
+
 /// One step of an operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
@@ -270,6 +286,11 @@ pub struct Operation {
     /// For "redeploy this commit": the operation whose commit is deployed.
     pub redeploy_of: Option<OperationId>,
     pub idempotency_key: Option<String>,
+    /// The worker lease of an operation of a worker pool's service: who
+    /// holds it (or held it last). Rows stored before workers existed read
+    /// as `None`.
+    #[serde(default)]
+    pub lease: Option<super::worker::Lease>,
 }
 
 /// What a mutation asks for; the store fills in ids, names and times.
@@ -327,6 +348,24 @@ impl Operation {
     /// Records the end: the final `status`, the rollback outcome and the
     /// finish time; steps that never ran become `SKIPPED`, and a step still
     /// marked running becomes `interrupted`.
+    /// Step `index` now has `status` (and `message`, if given), with its
+    /// start or end time.
+    pub fn set_step(&mut self, index: usize, status: StepStatus, message: Option<String>) {
+        let step = &mut self.steps[index];
+        let now = super::now_millis();
+        if status == StepStatus::Running {
+            step.started_at = Some(now);
+        } else if step.finished_at.is_none()
+            || matches!(status, StepStatus::RolledBack | StepStatus::RollbackFailed)
+        {
+            step.finished_at = Some(now);
+        }
+        step.status = status;
+        if message.is_some() {
+            step.message = message;
+        }
+    }
+
     pub fn conclude(&mut self, status: OperationStatus, rollback: RollbackOutcome, interrupted: StepStatus) {
         self.status = status;
         self.rollback = rollback;
@@ -404,6 +443,7 @@ impl Operation {
             target_instances: None,
             redeploy_of: None,
             idempotency_key: None,
+            lease: None,
         }
     }
 }

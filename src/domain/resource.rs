@@ -157,6 +157,22 @@ pub struct ServiceSpec {
     /// existed read as `None`.
     #[serde(default)]
     pub operation_timeout_ms: Option<u64>,
+    /// Where its operations run: [`super::worker::LOCAL`] (this server)
+    /// or the name of a worker pool. Rows stored before workers existed
+    /// read as local.
+    #[serde(default = "local_executor")]
+    pub executor: String,
+}
+
+fn local_executor() -> String {
+    super::worker::LOCAL.to_owned()
+}
+
+impl ServiceSpec {
+    /// Whether this server runs its operations (not a worker pool).
+    pub fn is_local(&self) -> bool {
+        self.executor == super::worker::LOCAL
+    }
 }
 
 impl Default for ServiceSpec {
@@ -171,6 +187,7 @@ impl Default for ServiceSpec {
             stop_grace_ms: 5_000,
             monitoring: super::monitor::MonitorSpec::default(),
             operation_timeout_ms: None,
+            executor: local_executor(),
         }
     }
 }
@@ -305,6 +322,7 @@ pub struct ServicePatch {
     pub webhook_secret: Option<Option<WebhookSecret>>,
     /// `Some(None)` goes back to the defaults of each operation type.
     pub operation_timeout_ms: Option<Option<u64>>,
+    pub executor: Option<String>,
 }
 
 impl ServicePatch {
@@ -333,6 +351,9 @@ impl ServicePatch {
         }
         if let Some(timeout) = self.operation_timeout_ms {
             spec.operation_timeout_ms = timeout;
+        }
+        if let Some(executor) = &self.executor {
+            spec.executor.clone_from(executor);
         }
     }
 }

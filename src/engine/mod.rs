@@ -18,6 +18,7 @@ mod recovery;
 mod runner;
 pub mod scaling;
 mod stuck;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,6 +74,8 @@ pub struct Engine {
     pub scaling: scaling::Scaling,
     /// The incidents the platform opens by itself on a mass redeploy.
     pub incidents: incidents::AutoIncidents,
+    /// Outside workers: leases and their commands.
+    pub pools: workers::Pools,
 }
 
 impl Engine {
@@ -83,8 +86,10 @@ impl Engine {
         recovery_limit: usize,
         force_grace: Duration,
         auto_incidents: crate::domain::status_page::AutoIncidentRule,
+        lease_ms: u64,
     ) -> Arc<Self> {
         Arc::new(Self {
+            pools: workers::Pools::new(lease_ms),
             incidents: incidents::AutoIncidents::new(auto_incidents),
             healing: healing::Healing::new(recovery_limit),
             maintenance: maintenance::Maintenance::default(),
@@ -267,6 +272,7 @@ impl Engine {
                 Ok(op)
             })
             .await?;
+        self.pools.cancelled(&op);
         if op.status != OperationStatus::Cancelling {
             return Ok(op);
         }
@@ -312,9 +318,18 @@ impl Engine {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            let next = self.store.read(move |r| operations::queue_end(r, svc, false)).await;
+            let next = self
+                .store
+                .read(move |r| {
+                    let head = operations::queue_end(r, svc, false)?;
+                    let local = resources::service_by_id(r, svc)?.spec.is_local();
+                    Ok(head.filter(|_| local))
+                })
+                .await;
             match next {
-                Ok(Some(op)) if op.status == OperationStatus::Queued => runner::run(&self, op).await,
+                Ok(Some(op)) if op.status == OperationStatus::Queued && op.lease.is_none() => {
+                    runner::run(&self, op).await
+                }
                 Ok(Some(op)) => {
                     // A head that is running with no runner was left by a
                     // previous process (recovery ends it) or by a failed
@@ -323,6 +338,8 @@ impl Engine {
                     self.workers.lock().expect("workers map").remove(&svc);
                     return;
                 }
+                // Nothing to run here: the queue is empty, or a worker
+                // pool runs the service's operations.
                 Ok(None) => {
                     let mut workers = self.workers.lock().expect("workers map");
                     match workers.get_mut(&svc) {

@@ -31,7 +31,7 @@ pub async fn recover(engine: &Arc<Engine>) -> anyhow::Result<()> {
         tracing::warn!(orphans, "stopped processes left behind by the previous run");
     }
     let interrupted: Vec<Operation> =
-        active.iter().filter(|o| o.status != OperationStatus::Queued).cloned().collect();
+        active.iter().filter(|o| o.status != OperationStatus::Queued && o.lease.is_none()).cloned().collect();
     // Services to bring back: those serving when the previous run ended,
     // and those whose interrupted operation had already stopped the old
     // instances (a database between stop and start) — unless the operation

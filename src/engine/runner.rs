@@ -134,7 +134,7 @@ async fn run_steps(
             if op.status != phase {
                 op.status = phase;
             }
-            set_step(op, index, StepStatus::Running, None);
+            op.set_step(index, StepStatus::Running, None);
             Ok(())
         })
         .await?;
@@ -153,9 +153,9 @@ async fn run_steps(
                 ending => (StepStatus::Cancelled, "stopped by the cancel".to_owned(), Some(ending)),
             },
         };
-        let line = format!("step {}: {} ({text})", kind.title(), step_word(status));
+        let line = format!("step {}: {} ({text})", kind.title(), status.word());
         run.op = change(engine, run.op.id, line, move |op| {
-            set_step(op, index, status, Some(text.clone()));
+            op.set_step(index, status, Some(text.clone()));
             Ok(())
         })
         .await?;
@@ -207,13 +207,13 @@ async fn undo_and_finish(
                 (StepStatus::RollbackFailed, text)
             }
         };
-        let line = format!("rollback of {}: {} ({text})", kind.title(), step_word(status));
+        let line = format!("rollback of {}: {} ({text})", kind.title(), status.word());
         if interrupted {
             log(engine, run.op.id, line).await?;
             continue;
         }
         run.op = change(engine, run.op.id, line, move |op| {
-            set_step(op, index, status, Some(text.clone()));
+            op.set_step(index, status, Some(text.clone()));
             Ok(())
         })
         .await?;
@@ -262,7 +262,7 @@ async fn finish(
 }
 
 /// What a successful operation changes on its service for good.
-fn apply_effect(tx: &mut crate::store::Tx<'_>, op: &Operation) -> Result<()> {
+pub(super) fn apply_effect(tx: &mut crate::store::Tx<'_>, op: &Operation) -> Result<()> {
     let mut svc = resources::service_by_id(tx.reader(), op.service_id)?;
     match op.op_type {
         OperationType::Deploy | OperationType::Redeploy => svc.current_commit.clone_from(&op.commit),
@@ -271,35 +271,6 @@ fn apply_effect(tx: &mut crate::store::Tx<'_>, op: &Operation) -> Result<()> {
         OperationType::Restart | OperationType::Stop | OperationType::Start => return Ok(()),
     }
     resources::put_service(tx, &svc)
-}
-
-fn step_word(status: StepStatus) -> &'static str {
-    match status {
-        StepStatus::Pending => "pending",
-        StepStatus::Running => "started",
-        StepStatus::Succeeded => "succeeded",
-        StepStatus::Failed => "failed",
-        StepStatus::Skipped => "skipped",
-        StepStatus::Cancelled => "cancelled",
-        StepStatus::RolledBack => "rolled back",
-        StepStatus::RollbackFailed => "could not be rolled back",
-    }
-}
-
-fn set_step(op: &mut Operation, index: usize, status: StepStatus, message: Option<String>) {
-    let step = &mut op.steps[index];
-    let now = now_millis();
-    if status == StepStatus::Running {
-        step.started_at = Some(now);
-    } else if step.finished_at.is_none()
-        || matches!(status, StepStatus::RolledBack | StepStatus::RollbackFailed)
-    {
-        step.finished_at = Some(now);
-    }
-    step.status = status;
-    if message.is_some() {
-        step.message = message;
-    }
 }
 
 /// Changes the operation and writes `line` to its log in one transaction.

@@ -24,6 +24,7 @@ mod scope;
 mod status_page;
 mod subscription;
 pub mod types;
+mod workers;
 
 use std::sync::Arc;
 
@@ -53,13 +54,13 @@ pub struct QueryRoot(Query, status_page::StatusPageQuery);
 /// The status page's mutations need the right to edit it.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(Mutation, status_page::StatusPageMutation);
+pub struct MutationRoot(Mutation, status_page::StatusPageMutation, workers::WorkerMutation);
 
 /// Live feeds. Each replays what is stored after the client's cursor,
 /// then follows live, without a gap or a repeat.
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]
-pub struct SubscriptionRoot(Subscription, status_page::StatusPageSubscription);
+pub struct SubscriptionRoot(Subscription, status_page::StatusPageSubscription, workers::WorkerSubscription);
 
 /// What resolvers need from the rest of the application; attached once to
 /// the schema.

@@ -27,6 +27,7 @@ pub mod retention;
 pub mod status_page;
 pub mod statuses;
 pub mod tables;
+pub mod workers;
 mod writer;
 
 use std::path::Path;

@@ -72,6 +72,7 @@ fn new_row(id: OperationId, svc: &Service, environment_name: &str, new: &NewOper
         target_instances: new.target_instances,
         redeploy_of: new.redeploy_of,
         idempotency_key: new.idempotency_key.as_ref().map(|k| k.key.clone()),
+        lease: None,
     })
 }
 

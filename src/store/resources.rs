@@ -180,6 +180,13 @@ pub fn update_service(
         }
         svc.name = name.clone();
     }
+    if patch.executor.as_ref().is_some_and(|e| *e != svc.spec.executor)
+        && super::operations::queue_end(r, id, false)?.is_some()
+    {
+        return Err(DomainError::Conflict(format!(
+            "service {id} has operations queued or running: change its executor once they have ended"
+        )));
+    }
     patch.apply(&mut svc.spec);
     check_spec(svc.kind, &svc.spec)?;
     if let Some(branch) = &patch.branch {

@@ -31,6 +31,7 @@ const MEMBERS: &[Who] = &[Owner, Admin, Developer, Viewer];
 const OPERATORS: &[Who] = &[Owner, Admin, Developer];
 const ADMINS: &[Who] = &[Owner, Admin];
 const APPENDERS: &[Who] = &[Owner, Admin, Developer, Worker];
+const WORKERS: &[Who] = &[Worker];
 /// A field anyone may call, token or not: its name must also be in
 /// `opsgraph::graphql::guard::PUBLIC_FIELDS` (and its resolver call
 /// `guard::public`): the status page's reads.
@@ -258,6 +259,42 @@ const ROWS: &[Row] = &[
         "postMaintenanceUpdate",
         "mutation { postMaintenanceUpdate(input: { maintenanceId: \"mw_999999\", message: \"matrix\" }) { id } }",
         ADMINS,
+    ),
+    row(
+        "Mutation",
+        "claimOperation",
+        "mutation { claimOperation(input: { pool: \"matrix\", workerId: \"matrix\" }) { id } }",
+        WORKERS,
+    ),
+    row(
+        "Mutation",
+        "renewLease",
+        "mutation { renewLease(input: { leaseId: \"lease_999999_1\" }) { id } }",
+        WORKERS,
+    ),
+    row(
+        "Mutation",
+        "startStep",
+        "mutation { startStep(input: { leaseId: \"lease_999999_1\", step: 0 }) { id } }",
+        WORKERS,
+    ),
+    row(
+        "Mutation",
+        "finishStep",
+        "mutation { finishStep(input: { leaseId: \"lease_999999_1\", step: 0, status: SUCCEEDED }) { id } }",
+        WORKERS,
+    ),
+    row(
+        "Mutation",
+        "completeOperation",
+        "mutation { completeOperation(input: { leaseId: \"lease_999999_1\", outcome: FAILED }) { id } }",
+        WORKERS,
+    ),
+    row(
+        "Subscription",
+        "workerCommands",
+        "subscription { workerCommands(workerId: \"matrix\") { kind } }",
+        WORKERS,
     ),
     row("Subscription", "incidentUpdates", "subscription { incidentUpdates { cursor } }", PUBLIC),
     row(

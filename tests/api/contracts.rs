@@ -59,8 +59,9 @@ fn playground() -> Vec<(String, String)> {
     files
 }
 
-/// The variables the examples use, from a seeded server.
-async fn seed(app: &TestApp) -> Value {
+/// The variables the examples use, from a seeded server, and a worker
+/// token for the examples that need one.
+async fn seed(app: &TestApp) -> (Value, String) {
     let env = app.create_environment("production").await;
     let service = |name: &str, build: &str| {
         json!({ "name": name, "kind": "APPLICATION", "buildCommand": build,
@@ -102,7 +103,51 @@ async fn seed(app: &TestApp) -> Value {
         "from": (now - day).to_rfc3339(), "to": (now + day).to_rfc3339(),
     });
     variables.as_object_mut().unwrap().extend(page.as_object().unwrap().clone());
-    variables
+    let (leases, worker) = seed_workers(app, &env).await;
+    variables.as_object_mut().unwrap().extend(leases.as_object().unwrap().clone());
+    (variables, worker)
+}
+
+/// Operations of pool `ci` held by workers at each point of the protocol:
+/// just claimed, with a step running, with a step failed, and cancelled
+/// while its step ran.
+async fn seed_workers(app: &TestApp, env: &str) -> (Value, String) {
+    let worker = app.worker_token("ci-worker").await;
+    let mut leases = Vec::new();
+    for n in 1..=4 {
+        let svc = app
+            .create_service(env, json!({ "name": format!("pooled-{n}"), "kind": "JOB", "executor": "ci" }))
+            .await;
+        let op = app.deploy(&svc, "p1").await;
+        let claim = "mutation($w: String!) { claimOperation(input: { pool: \"ci\", workerId: $w }) { id operation { id } } }";
+        let body = app.post_as(Some(&worker), claim, json!({ "w": format!("worker-{n}") })).await;
+        let lease = &body["data"]["claimOperation"];
+        assert_eq!(lease["operation"]["id"], op.as_str(), "{body}");
+        leases.push((lease["id"].as_str().unwrap().to_owned(), op));
+    }
+    let call = |query: &'static str, lease: String| {
+        let worker = worker.clone();
+        async move {
+            let body = app.post_as(Some(&worker), query, json!({ "l": lease })).await;
+            assert!(body.get("errors").is_none(), "{body}");
+        }
+    };
+    let start = "mutation($l: ID!) { startStep(input: { leaseId: $l, step: 0 }) { id } }";
+    for (lease, _) in &leases[1..] {
+        call(start, lease.clone()).await;
+    }
+    let fail = "mutation($l: ID!) { finishStep(input: { leaseId: $l, step: 0, status: FAILED, message: \"exit 1\" }) { id } }";
+    call(fail, leases[2].0.clone()).await;
+    app.gql(
+        "mutation($o: ID!) { cancelOperation(input: { operationId: $o }) { id } }",
+        json!({ "o": leases[3].1 }),
+    )
+    .await;
+    let variables = json!({
+        "leaseId": leases[0].0, "runningLeaseId": leases[1].0, "failedLeaseId": leases[2].0,
+        "cancelledWorkerId": "worker-4",
+    });
+    (variables, worker)
 }
 
 /// A component, an open incident, a draft, a resolved one and a scheduled
@@ -144,7 +189,7 @@ async fn seed_status_page(app: &TestApp) -> Value {
 #[tokio::test]
 async fn every_playground_example_runs_without_errors() {
     let app = TestApp::spawn().await;
-    let variables = seed(&app).await;
+    let (variables, worker) = seed(&app).await;
     let examples = playground();
     assert!(examples.len() >= 20, "found only {} examples", examples.len());
     let kind = |text: &str| {
@@ -166,12 +211,13 @@ async fn every_playground_example_runs_without_errors() {
     let mut examples = examples;
     examples.sort_by_key(|e| order(e));
     for (name, text) in &examples {
+        let token = if text.contains("needs a WORKER token") { &worker } else { &app.token };
         if kind(text) == "subscription" {
-            let mut sub = app.subscribe(text, variables.clone()).await;
+            let mut sub = app.subscribe_as(token, text, variables.clone()).await;
             let first = sub.next().await.unwrap_or_else(|| panic!("{name}: the subscription sent nothing"));
             assert!(first.is_object(), "{name}: {first}");
         } else {
-            let body = app.post(text, variables.clone()).await;
+            let body = app.post_as(Some(token), text, variables.clone()).await;
             assert!(body.get("errors").is_none(), "{name}.graphql failed: {body:#}");
             assert!(body["data"].is_object(), "{name}: {body}");
         }

@@ -208,6 +208,17 @@ impl TestApp {
         data["createToken"]["secret"].as_str().unwrap().to_owned()
     }
 
+    /// A new `WORKER` token named `name`: its secret.
+    pub async fn worker_token(&self, name: &str) -> String {
+        let data = self
+            .gql(
+                "mutation($n: String!) { createToken(input: { name: $n, kind: WORKER }) { secret } }",
+                json!({ "n": name }),
+            )
+            .await;
+        data["createToken"]["secret"].as_str().unwrap().to_owned()
+    }
+
     /// The `connection_init` payload that carries the owner token.
     pub fn init_payload(&self) -> Value {
         json!({ "authorization": format!("Bearer {}", self.token) })

@@ -257,6 +257,12 @@ impl ServiceSpecObject {
     async fn operation_timeout_ms(&self) -> Option<u64> {
         self.0.operation_timeout_ms
     }
+
+    /// Where its operations run: `local` (this server) or the name of the
+    /// worker pool whose workers claim them.
+    async fn executor(&self) -> &str {
+        &self.0.executor
+    }
 }
 
 /// A health check as a GraphQL object.

@@ -9,6 +9,7 @@ use crate::domain::resource::{
     DEFAULT_BRANCH, NewService, parse_branch, parse_duration_ms, parse_instances, parse_port,
 };
 use crate::domain::stuck::parse_operation_timeout_ms;
+use crate::domain::worker;
 use crate::domain::{
     self, DomainError, HealthCheck, Name, OrganizationId, ServiceId, ServicePatch, ServiceSpec, WebhookSecret,
 };
@@ -94,6 +95,10 @@ pub struct CreateServiceInput {
     /// of each operation type (`DEPLOY` and `REDEPLOY` 30 minutes, the
     /// others 10 minutes).
     pub operation_timeout_ms: Option<i32>,
+    /// Where its operations run: `local` (this server, the default) or the
+    /// name of a worker pool whose workers claim them (1 to 63 letters,
+    /// digits, `-`, `_` or `.`).
+    pub executor: Option<String>,
 }
 
 impl CreateServiceInput {
@@ -116,6 +121,10 @@ impl CreateServiceInput {
                 .operation_timeout_ms
                 .map(|ms| parse_operation_timeout_ms(ms.into()))
                 .transpose()?,
+            executor: match &self.executor {
+                Some(raw) => worker::executor(raw)?,
+                None => defaults.executor,
+            },
         };
         Ok(NewService {
             environment_id: self.environment_id.parse()?,
@@ -162,6 +171,9 @@ pub struct UpdateServiceInput {
     /// goes back to the default of each operation type. Operations already
     /// running keep the timeout they started with.
     pub operation_timeout_ms: MaybeUndefined<i32>,
+    /// A new executor: `local` or a worker pool's name. Refused with
+    /// `CONFLICT` while the service has operations queued or running.
+    pub executor: Option<String>,
 }
 
 /// A validated [`UpdateServiceInput`]. The health check is applied to the
@@ -205,6 +217,7 @@ impl UpdateServiceInput {
                 MaybeUndefined::Value(raw) => Some(Some(WebhookSecret::parse(raw)?)),
             },
             operation_timeout_ms,
+            executor: self.executor.as_deref().map(worker::executor).transpose()?,
         };
         Ok(ServiceUpdate {
             service_id: self.service_id.parse()?,
@@ -270,6 +283,7 @@ mod tests {
             branch: None,
             webhook_secret: MaybeUndefined::Null,
             operation_timeout_ms: MaybeUndefined::Null,
+            executor: None,
         };
         let update = input.validate().unwrap();
         assert_eq!(update.patch.webhook_secret, Some(None));
