@@ -97,15 +97,21 @@ pub fn claim(
         expires_at: now + lease_ms as Millis,
         ended: None,
     };
-    let line = format!(
+    let mut lines = Vec::new();
+    // Its previous worker went silent and the lease clock has not said so
+    // yet: this claim does.
+    if let Some(previous) = op.lease.as_ref().filter(|l| l.ended.is_none()) {
+        lines.push(NewLine::system(lost_line(&op, previous)));
+    }
+    lines.push(NewLine::system(format!(
         "claimed by worker `{worker_id}` of pool `{pool}` ({}; renewed by any call within {lease_ms} ms)",
         lease.id(op.id)
-    );
+    )));
     let op = operations::update(tx, op.id, |op| {
         op.lease = Some(lease);
         Ok(())
     })?;
-    logs::append(tx, Log::Operation(op.id), &[NewLine::system(line)])?;
+    logs::append(tx, Log::Operation(op.id), &lines)?;
     Ok(Some(op))
 }
 
@@ -271,22 +277,8 @@ pub fn end_lost(tx: &mut Tx<'_>, found: &Operation, now: Millis) -> Result<Optio
     if op.status.is_final() {
         return Ok(None);
     }
-    let id = lease.id(op.id);
     let started = op.status != OperationStatus::Queued;
-    let line = if started {
-        let step =
-            op.steps.iter().find(|s| s.status == StepStatus::Running).map_or("none", |s| s.kind.title());
-        format!(
-            "worker `{}` was lost: {id} was not renewed in time (running step: {step}); the operation ends here and \
-             whatever the worker did stays as it left it (rollback unknown)",
-            lease.worker_id
-        )
-    } else {
-        format!(
-            "worker `{}` was lost before its first step: {id} was not renewed in time; queued again for pool `{}`",
-            lease.worker_id, lease.pool
-        )
-    };
+    let line = lost_line(&op, &lease);
     let op = operations::update(tx, op.id, |op| {
         if started {
             op.conclude(op.status.failed(), RollbackOutcome::Failed, StepStatus::Failed);
@@ -302,6 +294,23 @@ pub fn end_lost(tx: &mut Tx<'_>, found: &Operation, now: Millis) -> Result<Optio
     }
     logs::append(tx, Log::Operation(op.id), &lines)?;
     Ok(Some(op))
+}
+
+/// The `SYSTEM` line of a worker declared lost while holding `op`.
+fn lost_line(op: &Operation, lease: &Lease) -> String {
+    let id = lease.id(op.id);
+    if op.status == OperationStatus::Queued {
+        return format!(
+            "worker `{}` was lost before its first step: {id} was not renewed in time; queued again for pool `{}`",
+            lease.worker_id, lease.pool
+        );
+    }
+    let step = op.steps.iter().find(|s| s.status == StepStatus::Running).map_or("none", |s| s.kind.title());
+    format!(
+        "worker `{}` was lost: {id} was not renewed in time (running step: {step}); the operation ends here and \
+         whatever the worker did stays as it left it (rollback unknown)",
+        lease.worker_id
+    )
 }
 
 /// The operations `worker_id` of `org` holds now that are being cancelled.

@@ -28,3 +28,4 @@ mod statuses;
 mod stuck;
 mod transport;
 mod websocket;
+mod workers;
