@@ -113,6 +113,9 @@ pub enum Finding {
     Timeout { instance: InstanceId, probe: String, detail: String },
     /// The data directory uses more than its quota.
     DiskFull { used_mb: u64, quota_mb: u64 },
+    /// A monitoring agent of a service run elsewhere reported a failure
+    /// of one of its instances.
+    Reported { agent: String, instance: String, reason: PlatformReason, detail: String },
 }
 
 impl Finding {
@@ -122,6 +125,7 @@ impl Finding {
             Self::Exited { .. } | Self::Unreachable { .. } => PlatformReason::Unreachable,
             Self::Timeout { .. } => PlatformReason::Timeout,
             Self::DiskFull { .. } => PlatformReason::DiskFull,
+            Self::Reported { reason, .. } => *reason,
         }
     }
 
@@ -143,6 +147,9 @@ impl Finding {
             }
             Self::DiskFull { used_mb, quota_mb } => {
                 format!("monitoring: the data directory uses {used_mb} MB, over its quota of {quota_mb} MB")
+            }
+            Self::Reported { agent, instance, reason, detail } => {
+                format!("monitoring agent `{agent}`: instance {instance}: {} ({detail})", reason.as_str())
             }
         }
     }

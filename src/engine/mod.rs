@@ -8,6 +8,7 @@
 //!
 //! Imports `domain` and `store`; never the GraphQL or HTTP layers.
 
+pub mod agents;
 pub mod healing;
 pub mod incidents;
 pub mod local;

@@ -13,6 +13,7 @@
 //!
 //! Imports `domain`, `store` and `engine`; never `http`.
 
+mod agents;
 mod connection;
 pub mod error;
 pub mod guard;
@@ -54,7 +55,12 @@ pub struct QueryRoot(Query, status_page::StatusPageQuery);
 /// The status page's mutations need the right to edit it.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(Mutation, status_page::StatusPageMutation, workers::WorkerMutation);
+pub struct MutationRoot(
+    Mutation,
+    status_page::StatusPageMutation,
+    workers::WorkerMutation,
+    agents::MonitoringMutation,
+);
 
 /// Live feeds. Each replays what is stored after the client's cursor,
 /// then follows live, without a gap or a repeat.

@@ -32,6 +32,7 @@ const OPERATORS: &[Who] = &[Owner, Admin, Developer];
 const ADMINS: &[Who] = &[Owner, Admin];
 const APPENDERS: &[Who] = &[Owner, Admin, Developer, Worker];
 const WORKERS: &[Who] = &[Worker];
+const AGENTS: &[Who] = &[Monitoring];
 /// A field anyone may call, token or not: its name must also be in
 /// `opsgraph::graphql::guard::PUBLIC_FIELDS` (and its resolver call
 /// `guard::public`): the status page's reads.
@@ -295,6 +296,18 @@ const ROWS: &[Row] = &[
         "workerCommands",
         "subscription { workerCommands(workerId: \"matrix\") { kind } }",
         WORKERS,
+    ),
+    row(
+        "Mutation",
+        "reportInstances",
+        "mutation { reportInstances(input: { serviceId: \"svc_999999\", instances: [] }) { action } }",
+        AGENTS,
+    ),
+    row(
+        "Mutation",
+        "reportProbe",
+        "mutation { reportProbe(input: { serviceId: \"svc_999999\", instance: \"i\", probe: TCP, ok: true }) { action } }",
+        AGENTS,
     ),
     row("Subscription", "incidentUpdates", "subscription { incidentUpdates { cursor } }", PUBLIC),
     row(

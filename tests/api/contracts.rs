@@ -59,9 +59,15 @@ fn playground() -> Vec<(String, String)> {
     files
 }
 
-/// The variables the examples use, from a seeded server, and a worker
-/// token for the examples that need one.
-async fn seed(app: &TestApp) -> (Value, String) {
+/// The tokens of the examples that say they need one.
+struct Tokens {
+    worker: String,
+    monitoring: String,
+}
+
+/// The variables the examples use, from a seeded server, and the tokens
+/// of the examples that need a WORKER or MONITORING token.
+async fn seed(app: &TestApp) -> (Value, Tokens) {
     let env = app.create_environment("production").await;
     let service = |name: &str, build: &str| {
         json!({ "name": name, "kind": "APPLICATION", "buildCommand": build,
@@ -105,7 +111,13 @@ async fn seed(app: &TestApp) -> (Value, String) {
     variables.as_object_mut().unwrap().extend(page.as_object().unwrap().clone());
     let (leases, worker) = seed_workers(app, &env).await;
     variables.as_object_mut().unwrap().extend(leases.as_object().unwrap().clone());
-    (variables, worker)
+    let monitoring = app
+        .gql("mutation { createToken(input: { name: \"agent\", kind: MONITORING }) { secret } }", json!({}))
+        .await["createToken"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (variables, Tokens { worker, monitoring })
 }
 
 /// Operations of pool `ci` held by workers at each point of the protocol:
@@ -113,7 +125,7 @@ async fn seed(app: &TestApp) -> (Value, String) {
 /// while its step ran.
 async fn seed_workers(app: &TestApp, env: &str) -> (Value, String) {
     let worker = app.worker_token("ci-worker").await;
-    let mut leases = Vec::new();
+    let (mut leases, mut services) = (Vec::new(), Vec::new());
     for n in 1..=4 {
         let svc = app
             .create_service(env, json!({ "name": format!("pooled-{n}"), "kind": "JOB", "executor": "ci" }))
@@ -124,6 +136,7 @@ async fn seed_workers(app: &TestApp, env: &str) -> (Value, String) {
         let lease = &body["data"]["claimOperation"];
         assert_eq!(lease["operation"]["id"], op.as_str(), "{body}");
         leases.push((lease["id"].as_str().unwrap().to_owned(), op));
+        services.push(svc);
     }
     let call = |query: &'static str, lease: String| {
         let worker = worker.clone();
@@ -145,7 +158,7 @@ async fn seed_workers(app: &TestApp, env: &str) -> (Value, String) {
     .await;
     let variables = json!({
         "leaseId": leases[0].0, "runningLeaseId": leases[1].0, "failedLeaseId": leases[2].0,
-        "cancelledWorkerId": "worker-4",
+        "cancelledWorkerId": "worker-4", "pooledServiceId": services[0],
     });
     (variables, worker)
 }
@@ -189,7 +202,7 @@ async fn seed_status_page(app: &TestApp) -> Value {
 #[tokio::test]
 async fn every_playground_example_runs_without_errors() {
     let app = TestApp::spawn().await;
-    let (variables, worker) = seed(&app).await;
+    let (variables, tokens) = seed(&app).await;
     let examples = playground();
     assert!(examples.len() >= 20, "found only {} examples", examples.len());
     let kind = |text: &str| {
@@ -211,7 +224,13 @@ async fn every_playground_example_runs_without_errors() {
     let mut examples = examples;
     examples.sort_by_key(|e| order(e));
     for (name, text) in &examples {
-        let token = if text.contains("needs a WORKER token") { &worker } else { &app.token };
+        let token = if text.contains("needs a WORKER token") {
+            &tokens.worker
+        } else if text.contains("needs a MONITORING token") {
+            &tokens.monitoring
+        } else {
+            &app.token
+        };
         if kind(text) == "subscription" {
             let mut sub = app.subscribe_as(token, text, variables.clone()).await;
             let first = sub.next().await.unwrap_or_else(|| panic!("{name}: the subscription sent nothing"));

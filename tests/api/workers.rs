@@ -310,3 +310,68 @@ async fn a_leased_operation_survives_a_server_restart_and_its_worker_finishes_it
     assert_eq!(first["data"], retry["data"], "a retried completion answers the same");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_monitoring_agents_failed_probe_makes_the_platform_redeploy_a_pool_service() {
+    let (app, env, token, svc) = pool(30_000, "echo building $COMMIT").await;
+    let worker = ReferenceWorker::start(&app, &token, "ref-1");
+    let first = app.deploy(&svc, "c1").await;
+    assert_eq!(app.wait_final(&first).await["status"], "DEPLOYMENT_OK");
+    let agent = app
+        .gql(
+            "mutation { createToken(input: { name: \"agent-eu\", kind: MONITORING }) { secret } }",
+            json!({}),
+        )
+        .await["createToken"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let probe = "mutation($s: ID!, $ok: Boolean!) { reportProbe(input: { serviceId: $s, instance: \"web-1\", probe: HEALTH, ok: $ok, detail: \"no answer in 2000 ms\" }) { action reason } }";
+    let healthy = call(&app, &agent, probe, json!({ "s": svc, "ok": true })).await;
+    assert_eq!(healthy["data"]["reportProbe"], json!({ "action": "NONE", "reason": null }), "{healthy}");
+
+    let mut events = app
+        .subscribe(
+            "subscription($e: ID!) { operationEvents(environmentId: $e) { operation { id type trigger { kind source reason } } } }",
+            json!({ "e": env }),
+        )
+        .await;
+    let failed = call(&app, &agent, probe, json!({ "s": svc, "ok": false })).await;
+    assert_eq!(
+        failed["data"]["reportProbe"],
+        json!({ "action": "REDEPLOY_QUEUED", "reason": "TIMEOUT" }),
+        "{failed}"
+    );
+    let redeploy = loop {
+        let event = events.next().await.expect("an event");
+        let op = &event["operationEvents"]["operation"];
+        if op["type"] == "REDEPLOY" {
+            break op.clone();
+        }
+    };
+    assert_eq!(
+        redeploy["trigger"],
+        json!({ "kind": "PLATFORM", "source": "MONITORING", "reason": "TIMEOUT" })
+    );
+    // Reported again while it recovers: noted, nothing more.
+    let again = call(&app, &agent, probe, json!({ "s": svc, "ok": false })).await;
+    assert_eq!(again["data"]["reportProbe"]["action"], "ALREADY_RECOVERING", "{again}");
+    let op = redeploy["id"].as_str().unwrap();
+    assert_eq!(app.wait_final(op).await["status"], "DEPLOYMENT_OK", "the pool's worker ran the redeploy");
+    let lines = app.log_lines(op).await;
+    assert!(
+        lines.iter().any(
+            |l| l.contains("monitoring agent `agent-eu`: instance web-1: TIMEOUT (no answer in 2000 ms)")
+        ),
+        "the evidence: {lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("claimed by worker `ref-1`")), "{lines:#?}");
+
+    // An instance in ERROR counts the same; a local service is not theirs.
+    let local = app.create_service(&env, json!({ "name": "local", "kind": "APPLICATION" })).await;
+    let report = "mutation($s: ID!) { reportInstances(input: { serviceId: $s, instances: [{ name: \"web-1\", status: ERROR }] }) { action } }";
+    let body = call(&app, &agent, report, json!({ "s": local })).await;
+    assert_eq!(code(&body), Some("CONFLICT"), "{body}");
+    worker.stop().await;
+    app.stop().await;
+}
