@@ -15,9 +15,11 @@
 //!    clients, against sequential raw redb commits of one operation row
 //!    each. Target: median ratio ≥ 1.0.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -30,6 +32,8 @@ use opsgraph::domain::{
 };
 use opsgraph::store::{PageArgs, Store, operations};
 use serde_json::{Value, json};
+
+use common::{BoxError, load, median, raw_commits};
 
 /// The same allocator as the `opsgraph` binary, so the figures are the
 /// server's.
@@ -83,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         let mut ratios = Vec::new();
         for round in 1..=ROUNDS {
             let (c, u) = (client.clone(), baseline_url.clone());
-            let base = load(READERS, ROUND, move || {
+            let base = load(READERS, ROUND, move |_| {
                 let (client, url) = (c.clone(), u.clone());
                 async move {
                     client.get(url).send().await?.error_for_status()?.bytes().await?;
@@ -93,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
             .await;
             let (c, u) = (client.clone(), graphql.clone());
             let subject =
-                load(READERS, ROUND, move || {
+                load(READERS, ROUND, move |_| {
                     let (client, url) = (c.clone(), u.clone());
                     async move {
                         check(client.post(url).json(&json!({ "query": query })).send().await?.json().await?)
@@ -118,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         let base = raw_commits(&raw, &row, ROUND, &mut next_key)?;
         let counter = Arc::new(AtomicU64::new(0));
         let (c, u, services) = (client.clone(), graphql.clone(), services.clone());
-        let subject = load(WRITERS, ROUND, move || {
+        let subject = load(WRITERS, ROUND, move |_| {
             let (client, url) = (c.clone(), u.clone());
             let n = counter.fetch_add(1, Ordering::Relaxed);
             let service = services[n as usize % services.len()].clone();
@@ -154,8 +158,6 @@ async fn main() -> anyhow::Result<()> {
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn check(body: Value) -> Result<(), BoxError> {
     match body.get("errors") {
@@ -348,55 +350,4 @@ async fn sample_operation(store: &Store) -> anyhow::Result<Operation> {
         })
         .await?;
     page.items.into_iter().next().map(|(_, op)| op).ok_or_else(|| anyhow::anyhow!("no operation seeded"))
-}
-
-/// Completed requests per second from `clients` concurrent loops over
-/// `window`. A failed request aborts the benchmark: a figure from a run
-/// that failed is not a figure.
-async fn load<F, Fut>(clients: usize, window: Duration, make: F) -> f64
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), BoxError>> + Send + 'static,
-{
-    let make = Arc::new(make);
-    let start = Instant::now();
-    let deadline = start + window;
-    let loops: Vec<_> = (0..clients)
-        .map(|_| {
-            let make = make.clone();
-            tokio::spawn(async move {
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    make().await.expect("request failed during the benchmark");
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for handle in loops {
-        total += handle.await.expect("client loop");
-    }
-    total as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Sequential commits of one operation row each, per second.
-fn raw_commits(db: &redb::Database, row: &[u8], window: Duration, next_key: &mut u64) -> anyhow::Result<f64> {
-    const TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("operations");
-    let start = Instant::now();
-    let mut commits = 0u64;
-    while start.elapsed() < window {
-        let txn = db.begin_write()?;
-        txn.open_table(TABLE)?.insert(*next_key, row)?;
-        txn.commit()?;
-        *next_key += 1;
-        commits += 1;
-    }
-    Ok(commits as f64 / start.elapsed().as_secs_f64())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
 }

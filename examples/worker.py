@@ -153,9 +153,11 @@ class Worker:
 
     def append(self, lines, stream):
         if lines:
+            # A key per batch: a retry after a lost reply appends nothing twice.
+            self.batches += 1
             self.api.call(
-                "mutation($o: ID!, $l: [String!]!, $s: LogStream) { appendLogs(operationId: $o, lines: $l, stream: $s) { lastSeq } }",
-                {"o": self.op["id"], "l": lines, "s": stream})
+                "mutation($o: ID!, $l: [String!]!, $s: LogStream, $k: String) { appendLogs(operationId: $o, lines: $l, stream: $s, idempotencyKey: $k) { lastSeq } }",
+                {"o": self.op["id"], "l": lines, "s": stream, "k": f"{self.lease_id}/{self.batches}"})
 
     def keep_lease(self):
         """Renews when due; raises Cancelled once a cancel was asked for."""
@@ -192,6 +194,7 @@ class Worker:
         self.renew_at = self.renew_time(lease["expiresAt"])
         self.new = []
         self.old = []
+        self.batches = 0
         self.status = self.op["status"]
         log(f"running {self.op['type']} {self.op['id']} of {self.svc['name'] if self.svc else '?'} ({self.lease_id})")
         if lease["cancelRequested"]:

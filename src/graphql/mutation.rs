@@ -308,17 +308,38 @@ impl ResourceMutation {
             default_with = "Some(LogStream::Stdout)"
         )]
         stream: Option<LogStream>,
+        #[graphql(desc = "Makes a retry safe (1 to 200 characters): the same key with the same \
+                          lines answers with the first call's `firstSeq` and `lastSeq` and appends \
+                          nothing; with other lines it is `IDEMPOTENCY_KEY_REUSED`. Kept 24 hours.")]
+        idempotency_key: Option<String>,
     ) -> Result<AppendLogsPayload> {
         let m = guard_mutation(ctx, Action::AppendLogs, Some(operation_id.to_string())).await?;
         let result = async {
             let op: OperationId = operation_id.parse()?;
-            let stream = stream.unwrap_or(LogStream::Stdout).into();
+            let stream: domain::LogStream = stream.unwrap_or(LogStream::Stdout).into();
+            let key = idempotency_key
+                .map(|key| {
+                    let mut fields = vec![operation_id.as_str(), stream.as_str()];
+                    fields.extend(lines.iter().map(String::as_str));
+                    domain::IdempotencyKey::new(&key, &fields)
+                })
+                .transpose()?;
             let lines = client_lines(lines, stream, m.scope.app.limits.max_append_lines)?;
             let (org, weight, audit) = (m.scope.org(), lines.len(), m.audit.clone());
             m.scope
                 .store()
                 .write_weighted(weight, move |tx| {
+                    let now = domain::now_millis();
+                    if let Some(key) = &key
+                        && let Some(replayed) = idempotency::replay_lines(tx.reader(), org, key, now)?
+                    {
+                        audit.record(tx)?;
+                        return Ok(replayed);
+                    }
                     let appended = logs::append_to_operation(tx, org, op, &lines)?;
+                    if let Some(key) = &key {
+                        idempotency::remember_lines(tx, org, key, op, appended, now)?;
+                    }
                     audit.record(tx)?;
                     Ok(appended)
                 })

@@ -29,12 +29,15 @@ pub struct KeyRecord {
     /// replay gets the same reply; `None` for keys stored before (they
     /// answer with the operation as it is).
     pub reply: Option<Operation>,
+    /// For a key of `appendLogs`: the first and last `seq` the lines got.
+    #[serde(default)]
+    pub lines: Option<(u64, u64)>,
 }
 
 impl KeyRecord {
     /// A key stored by a version that kept only the operation id.
     pub fn legacy(operation_id: u64, created_at: Millis) -> Self {
-        Self { operation_id, fingerprint: None, created_at, reply: None }
+        Self { operation_id, fingerprint: None, created_at, reply: None, lines: None }
     }
 
     fn expired(&self, now: Millis) -> bool {
@@ -73,6 +76,47 @@ pub fn remember(tx: &mut Tx<'_>, org: OrganizationId, key: &IdempotencyKey, op: 
         fingerprint: Some(key.fingerprint.clone()),
         created_at: op.queued_at,
         reply: Some(op.clone()),
+        lines: None,
+    };
+    tx.put_keyed_row(IDEMPOTENCY_RECORDS, (org.0, key.key.as_str()), &record)
+}
+
+/// The `(first, last)` seqs of the `appendLogs` call that used `key`
+/// first, when this is the same call again (a retry: nothing is appended
+/// twice); `IDEMPOTENCY_KEY_REUSED` for another request.
+pub fn replay_lines(
+    r: Reader<'_>,
+    org: OrganizationId,
+    key: &IdempotencyKey,
+    now: Millis,
+) -> Result<Option<(u64, u64)>> {
+    let Some(record) = r.get_keyed_row::<KeyRecord>(IDEMPOTENCY_RECORDS, (org.0, key.key.as_str()))? else {
+        return Ok(None);
+    };
+    if record.expired(now) {
+        return Ok(None);
+    }
+    match (record.fingerprint == Some(key.fingerprint.clone()), record.lines) {
+        (true, Some(lines)) => Ok(Some(lines)),
+        _ => Err(DomainError::IdempotencyKeyReused(key.key.clone())),
+    }
+}
+
+/// Remembers that `key` appended the lines `seqs` to `op`'s log.
+pub fn remember_lines(
+    tx: &mut Tx<'_>,
+    org: OrganizationId,
+    key: &IdempotencyKey,
+    op: OperationId,
+    seqs: (u64, u64),
+    now: Millis,
+) -> Result<()> {
+    let record = KeyRecord {
+        operation_id: op.0,
+        fingerprint: Some(key.fingerprint.clone()),
+        created_at: now,
+        reply: None,
+        lines: Some(seqs),
     };
     tx.put_keyed_row(IDEMPOTENCY_RECORDS, (org.0, key.key.as_str()), &record)
 }

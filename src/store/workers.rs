@@ -4,12 +4,11 @@
 //! two concurrent claims are serialised by redb's single writer: no
 //! operation is ever held by two workers.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use super::logs::{self, Log};
 use super::operations::{self, operation, operation_by_id, queue_end};
-use super::tables::OPERATIONS_BY_STATUS;
+use super::tables::{ENVIRONMENTS_BY_ORG, OPERATIONS_BY_STATUS, SERVICES_BY_ENVIRONMENT};
 use super::{Reader, Tx, resources};
 use crate::domain::operation::finished_line;
 use crate::domain::worker::{self, Lease, LeaseEnd, LeaseId, WorkOutcome};
@@ -19,6 +18,26 @@ use crate::domain::{
 };
 
 type Result<T> = std::result::Result<T, DomainError>;
+
+/// The live services of `org` whose executor is `pool`.
+fn pool_services(r: Reader<'_>, org: OrganizationId, pool: &str) -> Result<Vec<ServiceId>> {
+    let mut environments = Vec::new();
+    r.scan_index(ENVIRONMENTS_BY_ORG, org.0, 0..=u64::MAX, false, |env| {
+        environments.push(env);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let mut services = Vec::new();
+    for env in environments {
+        r.scan_index(SERVICES_BY_ENVIRONMENT, env, 0..=u64::MAX, false, |id| {
+            let svc = resources::service_by_id(r, ServiceId(id))?;
+            if !svc.is_deleted() && svc.spec.executor == pool {
+                services.push(svc.id);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+    }
+    Ok(services)
+}
 
 /// Calls `f` with every non-final operation, oldest first within each
 /// status, until it breaks.
@@ -43,7 +62,8 @@ fn for_each_active(r: Reader<'_>, mut f: impl FnMut(Operation) -> Result<Control
 /// worker holds one operation at a time, so a retried claim (its reply was
 /// lost) gets the operation it already holds. `None`: nothing to do.
 ///
-/// Reads every non-final operation: O(active operations) per claim.
+/// Reads the organization's services and the head of each queue of the
+/// pool: O(services), whatever the length of the queues.
 pub fn claim(
     tx: &mut Tx<'_>,
     org: OrganizationId,
@@ -53,39 +73,20 @@ pub fn claim(
     now: Millis,
 ) -> Result<Option<Operation>> {
     let r = tx.reader();
-    let mut held = None;
     let mut candidate: Option<Operation> = None;
-    // Per service: whether it runs in this pool.
-    let mut in_pool: HashMap<ServiceId, bool> = HashMap::new();
-    for_each_active(r, |op| {
-        if op.organization_id != org {
-            return Ok(ControlFlow::Continue(()));
-        }
-        if let Some(lease) = op.lease.as_ref().filter(|l| l.is_held(now)) {
-            if lease.worker_id == worker_id && lease.pool == pool {
-                held = Some(op);
-                return Ok(ControlFlow::Break(()));
+    for svc in pool_services(r, org, pool)? {
+        // An operation held or claimable is always the head of its
+        // service's queue: only heads need reading.
+        let Some(head) = queue_end(r, svc, false)? else { continue };
+        if let Some(lease) = head.lease.as_ref().filter(|l| l.is_held(now)) {
+            if lease.worker_id == worker_id {
+                return Ok(Some(head));
             }
-            return Ok(ControlFlow::Continue(()));
+            continue;
         }
-        if candidate.is_none() && worker::claimable(&op, now) {
-            let svc = op.service_id;
-            let pooled = match in_pool.get(&svc) {
-                Some(pooled) => *pooled,
-                None => {
-                    let pooled = resources::service_by_id(r, svc)?.spec.executor == pool;
-                    in_pool.insert(svc, pooled);
-                    pooled
-                }
-            };
-            if pooled && queue_end(r, svc, false)?.is_some_and(|head| head.id == op.id) {
-                candidate = Some(op);
-            }
+        if worker::claimable(&head, now) && candidate.as_ref().is_none_or(|c| head.id < c.id) {
+            candidate = Some(head);
         }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    if held.is_some() {
-        return Ok(held);
     }
     let Some(op) = candidate else { return Ok(None) };
     let attempt = op.lease.as_ref().map_or(1, |l| l.attempt + 1);

@@ -108,3 +108,31 @@ async fn a_redeploy_of_a_selected_operation_replays_even_after_the_selector_move
     assert_eq!(operations_of(&app, &svc).await.len(), 3);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn append_logs_retried_with_its_key_appends_nothing_twice() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    let svc = app.create_service(&env, json!({ "name": "api", "kind": "JOB", "executor": "ci" })).await;
+    let op = app.deploy(&svc, "c1").await;
+    let append = "mutation($o: ID!, $l: [String!]!, $k: String) { appendLogs(operationId: $o, lines: $l, idempotencyKey: $k) { firstSeq lastSeq } }";
+    let batch = json!({ "o": op, "l": ["pulling", "pulled"], "k": "lease_1_1/1" });
+    let replies = futures_util::future::join_all((0..5).map(|_| app.post(append, batch.clone()))).await;
+    for reply in &replies {
+        assert_eq!(reply, &replies[0], "every retry gets the first reply");
+    }
+    let (first, last) =
+        (&replies[0]["data"]["appendLogs"]["firstSeq"], &replies[0]["data"]["appendLogs"]["lastSeq"]);
+    assert_eq!(last.as_u64().unwrap(), first.as_u64().unwrap() + 1);
+    let lines = app.log_lines(&op).await;
+    assert_eq!(lines.iter().filter(|l| l.ends_with("pulling")).count(), 1, "{lines:#?}");
+    // Other lines under the same key: refused, nothing appended.
+    let other = json!({ "o": op, "l": ["something else"], "k": "lease_1_1/1" });
+    app.assert_error(append, other, "IDEMPOTENCY_KEY_REUSED", "lease_1_1/1").await;
+    // Without a key, a repeat is a repeat.
+    let plain = json!({ "o": op, "l": ["again"] });
+    app.gql(append, plain.clone()).await;
+    app.gql(append, plain).await;
+    assert_eq!(app.log_lines(&op).await.iter().filter(|l| l.ends_with("again")).count(), 2);
+    app.stop().await;
+}
