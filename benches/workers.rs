@@ -9,7 +9,7 @@
 //!
 //! 1. empty queue: `claimOperation` of a pool with nothing queued (each
 //!    answers null, and like every mutation writes its audit record).
-//! 2. full queue: 16 services of the pool with 300 deploys queued each;
+//! 2. full queue: 16 services of the pool with 1,500 deploys queued each;
 //!    a worker claims, starts step 0, reports it `FAILED` and completes
 //!    the operation — four calls, four commits — then claims again. Every
 //!    claimed operation is checked to be claimed once only, and a claim
@@ -37,7 +37,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ROUNDS: usize = 5;
 const ROUND: Duration = Duration::from_secs(2);
 const WORKERS: usize = 16;
-const QUEUED_PER_SERVICE: usize = 300;
+const QUEUED_PER_SERVICE: usize = 1_500;
 
 const CLAIM: &str = "mutation($w: String!) { claimOperation(input: { pool: \"bench\", workerId: $w }) { id operation { id } } }";
 const START: &str = "mutation($l: ID!) { startStep(input: { leaseId: $l, step: 0 }) { id } }";
@@ -122,26 +122,23 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "full queue: seeding {WORKERS} services of the pool with {QUEUED_PER_SERVICE} queued deploys each"
     );
-    for s in 0..WORKERS {
-        let svc = call(
-            &owner,
-            &url,
-            "mutation($e: ID!, $n: String!) { createService(input: { environmentId: $e, name: $n, kind: JOB, executor: \"bench\" }) { id } }",
-            json!({ "e": env, "n": format!("job{s}") }),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let svc = svc["createService"]["id"].clone();
-        for c in 0..QUEUED_PER_SERVICE {
-            call(
-                &owner,
-                &url,
-                "mutation($s: ID!, $c: String!) { deploy(input: { serviceId: $s, commit: $c }) { id } }",
-                json!({ "s": svc, "c": format!("c{c}") }),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
+    let seeders: Vec<_> = (0..WORKERS)
+        .map(|s| {
+            let (owner, url, env) = (owner.clone(), url.clone(), env.clone());
+            tokio::spawn(async move {
+                let create = "mutation($e: ID!, $n: String!) { createService(input: { environmentId: $e, name: $n, kind: JOB, executor: \"bench\" }) { id } }";
+                let svc = call(&owner, &url, create, json!({ "e": env, "n": format!("job{s}") })).await?;
+                let svc = svc["createService"]["id"].clone();
+                let deploy = "mutation($s: ID!, $c: String!) { deploy(input: { serviceId: $s, commit: $c }) { id } }";
+                for c in 0..QUEUED_PER_SERVICE {
+                    call(&owner, &url, deploy, json!({ "s": svc, "c": format!("c{c}") })).await?;
+                }
+                Ok::<_, BoxError>(())
+            })
+        })
+        .collect();
+    for seeder in seeders {
+        seeder.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     println!(
         "full queue: {WORKERS} workers claiming, starting, failing and completing; {ROUNDS} rounds of {ROUND:?} each side"
