@@ -4,17 +4,15 @@
 //! global ids with a type prefix (`svc_12`), so `node(id:)` can tell which
 //! table to read and an id of one type is never mistaken for another.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-use super::DomainError;
-
+/// Declares a typed id: the struct, its global form (`Display`) and its
+/// parsing (`FromStr`, `BAD_USER_INPUT` naming the expected form). Used
+/// here and by the status page's ids.
 macro_rules! typed_id {
     ($name:ident, $prefix:literal, $kind:literal) => {
         #[doc = concat!("Id of a ", $kind, "; its global form is `", $prefix, "_<n>`.")]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub u64);
 
@@ -23,21 +21,21 @@ macro_rules! typed_id {
             pub const KIND: &'static str = $kind;
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(f, "{}_{}", $prefix, self.0)
             }
         }
 
-        impl FromStr for $name {
-            type Err = DomainError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::domain::DomainError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 s.strip_prefix(concat!($prefix, "_"))
                     .and_then(|n| n.parse::<u64>().ok())
                     .map($name)
                     .ok_or_else(|| {
-                        DomainError::bad_input(
+                        $crate::domain::DomainError::bad_input(
                             "id",
                             format!("`{s}` is not a {} id (expected {}_<number>)", $kind, $prefix),
                         )
@@ -46,6 +44,7 @@ macro_rules! typed_id {
         }
     };
 }
+pub(crate) use typed_id;
 
 typed_id!(OrganizationId, "org", "Organization");
 typed_id!(EnvironmentId, "env", "Environment");

@@ -19,45 +19,9 @@ pub use window::*;
 
 use super::{DomainError, Millis, ServiceKind};
 
-macro_rules! status_id {
-    ($name:ident, $prefix:literal, $kind:literal) => {
-        #[doc = concat!("Id of a ", $kind, "; its global form is `", $prefix, "_<n>`.")]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub u64);
-
-        impl $name {
-            pub const PREFIX: &'static str = $prefix;
-            pub const KIND: &'static str = $kind;
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "{}_{}", $prefix, self.0)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = DomainError;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                s.strip_prefix(concat!($prefix, "_"))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .map($name)
-                    .ok_or_else(|| {
-                        DomainError::bad_input(
-                            "id",
-                            format!("`{s}` is not a {} id (expected {}_<number>)", $kind, $prefix),
-                        )
-                    })
-            }
-        }
-    };
-}
-
-status_id!(ComponentId, "cmp", "Component");
-status_id!(IncidentId, "inc", "Incident");
-status_id!(WindowId, "mw", "Maintenance");
+super::ids::typed_id!(ComponentId, "cmp", "Component");
+super::ids::typed_id!(IncidentId, "inc", "Incident");
+super::ids::typed_id!(WindowId, "mw", "Maintenance");
 
 /// How available a component is. Ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
