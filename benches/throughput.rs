@@ -33,7 +33,7 @@ use opsgraph::domain::{
 use opsgraph::store::{PageArgs, Store, operations};
 use serde_json::{Value, json};
 
-use common::{BoxError, load, median, raw_commits};
+use common::{BoxError, client, load, median, raw_commits};
 
 /// The same allocator as the `opsgraph` binary, so the figures are the
 /// server's.
@@ -69,9 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
     ready.wait_for(|r| *r).await?;
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
-    let client = reqwest::Client::builder().default_headers(headers).build()?;
+    let client = client(&token)?;
     let graphql = format!("http://127.0.0.1:{port}/graphql");
 
     let services = seed(&client, &graphql).await?;

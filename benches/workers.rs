@@ -29,7 +29,7 @@ use opsgraph::app::Application;
 use opsgraph::config::ServeArgs;
 use serde_json::{Value, json};
 
-use common::{BoxError, load, median, raw_commits};
+use common::{BoxError, client, load, median, raw_commits};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -58,12 +58,6 @@ async fn call(client: &reqwest::Client, url: &str, query: &str, variables: Value
         return Err(format!("{errors}").into());
     }
     Ok(body["data"].clone())
-}
-
-fn client(token: &str) -> anyhow::Result<reqwest::Client> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
-    Ok(reqwest::Client::builder().default_headers(headers).build()?)
 }
 
 #[tokio::main]

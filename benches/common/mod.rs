@@ -57,6 +57,13 @@ pub fn raw_commits(
     Ok(commits as f64 / start.elapsed().as_secs_f64())
 }
 
+/// An HTTP client that sends `token` with every request.
+pub fn client(token: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    Ok(reqwest::Client::builder().default_headers(headers).build()?)
+}
+
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]

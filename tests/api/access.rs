@@ -428,15 +428,8 @@ impl World {
         tokens.insert(Admin, app.token_for("ada", "ADMIN").await);
         tokens.insert(Developer, app.token_for("dev", "DEVELOPER").await);
         tokens.insert(Viewer, app.token_for("vera", "VIEWER").await);
-        for (who, kind) in [(Worker, "WORKER"), (Monitoring, "MONITORING")] {
-            let data = app
-                .gql(
-                    "mutation($k: TokenKind!) { createToken(input: { name: \"agent\", kind: $k }) { secret } }",
-                    json!({ "k": kind }),
-                )
-                .await;
-            tokens.insert(who, data["createToken"]["secret"].as_str().unwrap().to_owned());
-        }
+        tokens.insert(Worker, app.agent_token("WORKER", "agent").await);
+        tokens.insert(Monitoring, app.agent_token("MONITORING", "agent").await);
         let revoked = app.token_for("gone", "OWNER").await;
         let id = app.gql_as(&revoked, "{ viewer { tokenId } }", json!({})).await["viewer"]["tokenId"].clone();
         app.gql("mutation($t: ID!) { revokeToken(input: { tokenId: $t }) { id } }", json!({ "t": id })).await;

@@ -111,12 +111,7 @@ async fn seed(app: &TestApp) -> (Value, Tokens) {
     variables.as_object_mut().unwrap().extend(page.as_object().unwrap().clone());
     let (leases, worker) = seed_workers(app, &env).await;
     variables.as_object_mut().unwrap().extend(leases.as_object().unwrap().clone());
-    let monitoring = app
-        .gql("mutation { createToken(input: { name: \"agent\", kind: MONITORING }) { secret } }", json!({}))
-        .await["createToken"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let monitoring = app.agent_token("MONITORING", "agent").await;
     (variables, Tokens { worker, monitoring })
 }
 

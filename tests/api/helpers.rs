@@ -208,15 +208,21 @@ impl TestApp {
         data["createToken"]["secret"].as_str().unwrap().to_owned()
     }
 
-    /// A new `WORKER` token named `name`: its secret.
-    pub async fn worker_token(&self, name: &str) -> String {
+    /// A new token of `kind` (`WORKER`, `MONITORING`) named `name`: its
+    /// secret.
+    pub async fn agent_token(&self, kind: &str, name: &str) -> String {
         let data = self
             .gql(
-                "mutation($n: String!) { createToken(input: { name: $n, kind: WORKER }) { secret } }",
-                json!({ "n": name }),
+                "mutation($n: String!, $k: TokenKind!) { createToken(input: { name: $n, kind: $k }) { secret } }",
+                json!({ "n": name, "k": kind }),
             )
             .await;
         data["createToken"]["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// A new `WORKER` token named `name`: its secret.
+    pub async fn worker_token(&self, name: &str) -> String {
+        self.agent_token("WORKER", name).await
     }
 
     /// The `connection_init` payload that carries the owner token.

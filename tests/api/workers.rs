@@ -317,15 +317,7 @@ async fn a_monitoring_agents_failed_probe_makes_the_platform_redeploy_a_pool_ser
     let worker = ReferenceWorker::start(&app, &token, "ref-1");
     let first = app.deploy(&svc, "c1").await;
     assert_eq!(app.wait_final(&first).await["status"], "DEPLOYMENT_OK");
-    let agent = app
-        .gql(
-            "mutation { createToken(input: { name: \"agent-eu\", kind: MONITORING }) { secret } }",
-            json!({}),
-        )
-        .await["createToken"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let agent = app.agent_token("MONITORING", "agent-eu").await;
     let probe = "mutation($s: ID!, $ok: Boolean!) { reportProbe(input: { serviceId: $s, instance: \"web-1\", probe: HEALTH, ok: $ok, detail: \"no answer in 2000 ms\" }) { action reason } }";
     let healthy = call(&app, &agent, probe, json!({ "s": svc, "ok": true })).await;
     assert_eq!(healthy["data"]["reportProbe"], json!({ "action": "NONE", "reason": null }), "{healthy}");
