@@ -11,12 +11,14 @@ Steps, by kind:
   BUILD                 the service's buildCommand, to its end
   RELEASE               the releaseCommand, to its end
   START_INSTANCES,
-  PREPARE_INSTANCE      starts `instances` copies of the startCommand
+  PREPARE_INSTANCE      starts `instances` copies of the startCommand (for a
+                        SCALE, the ones missing up to its target)
   HEALTH_CHECK          the new processes are still alive after the grace
                         (and, with a port, accept a TCP connection)
   SWITCH                the new processes become the service's current ones
   STOP_OLD_INSTANCES,
-  STOP_INSTANCES        stops the previous (or all) processes
+  STOP_INSTANCES        stops the previous (or all; for a SCALE down, the
+                        ones beyond its target) processes
   HAND_OVER_DATA,
   REMOVE_SERVICE        nothing to do here
 
@@ -43,7 +45,7 @@ import urllib.request
 
 LEASE_FIELDS = """
   id expiresAt cancelRequested
-  operation { id type status commit previousCommit steps { kind status } }
+  operation { id type status commit previousCommit targetInstances steps { kind status } }
   service { id name spec { buildCommand releaseCommand startCommand port instances
             healthCheck { graceMs timeoutMs } stopGraceMs } }
 """
@@ -251,15 +253,25 @@ class Worker:
             return self.health_check(spec)
         if kind == "SWITCH":
             old = self.current.get(self.svc["id"], [])
-            self.current[self.svc["id"]] = self.new
-            self.old = old
-            return f"{len(self.new)} instance(s) now serve"
+            if self.op["type"] == "SCALE":
+                # The new instances join the ones serving.
+                self.current[self.svc["id"]] = old + self.new
+            else:
+                self.current[self.svc["id"]] = self.new
+                self.old = old
+            self.new = []
+            return f"{len(self.current[self.svc['id']])} instance(s) now serve"
         if kind == "STOP_OLD_INSTANCES":
             stop_all(self.old, self.grace())
             return "previous instances stopped"
         if kind == "STOP_INSTANCES":
-            stop_all(self.current.pop(self.svc["id"], []), self.grace())
-            return "instances stopped"
+            serving = self.current.pop(self.svc["id"], [])
+            keep = self.op.get("targetInstances") if self.op["type"] == "SCALE" else 0
+            keep = keep or 0
+            stop_all(serving[keep:], self.grace())
+            if keep:
+                self.current[self.svc["id"]] = serving[:keep]
+            return f"{len(serving[keep:])} instance(s) stopped"
         return "nothing to do on this worker"
 
     def grace(self):
@@ -323,14 +335,25 @@ class Worker:
         if not command:
             return "no start command"
         count = spec.get("instances") or 1
-        port = spec.get("port")
-        for n in range(count):
+        if self.op["type"] == "SCALE":
+            serving = len(self.current.get(self.svc["id"], []))
+            count = max(0, (self.op.get("targetInstances") or count) - serving)
+        serving = self.current.get(self.svc["id"], [])
+        used = {p.port for p in serving if p.port}
+        first = len(serving) if self.op["type"] == "SCALE" else 0
+        for n in range(first, first + count):
             extra = {"INSTANCE": str(n)}
+            # New instances start beside the serving ones: each takes the
+            # lowest free port at or above the service's.
+            port = free_port(spec["port"], used) if spec.get("port") is not None else None
             if port:
-                extra["PORT"] = str(port + n)
-            self.new.append(subprocess.Popen(["sh", "-c", command], cwd=self.directory(),
-                                             env=self.environment(extra), stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL, start_new_session=True))
+                used.add(port)
+                extra["PORT"] = str(port)
+            process = subprocess.Popen(["sh", "-c", command], cwd=self.directory(),
+                                       env=self.environment(extra), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+            process.port = port
+            self.new.append(process)
         return f"{count} instance(s) started"
 
     def health_check(self, spec):
@@ -342,12 +365,11 @@ class Worker:
         for n, process in enumerate(self.new):
             if process.poll() is not None:
                 raise StepFailed(f"instance {n} exited with {process.returncode}")
-            port = spec.get("port")
-            if port:
+            if process.port:
                 try:
-                    socket.create_connection(("127.0.0.1", port + n), timeout=2).close()
+                    socket.create_connection(("127.0.0.1", process.port), timeout=2).close()
                 except OSError as e:
-                    raise StepFailed(f"instance {n}: port {port + n} does not accept connections ({e})")
+                    raise StepFailed(f"instance {n}: port {process.port} does not accept connections ({e})")
         return f"{len(self.new)} instance(s) healthy"
 
     def shutdown(self):
@@ -379,6 +401,25 @@ def stop_all(processes, grace):
             except ProcessLookupError:
                 pass
             process.wait()
+
+
+def free_port(start, used):
+    """The lowest port at or above `start` that is not in `used` and can be
+    bound now; with `start` 0, any free port."""
+    if start == 0:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+    port = start
+    while True:
+        if port not in used:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    pass
+        port += 1
 
 
 def parse_time(text):

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, steps};
+use crate::helpers::{HTTP_SERVER, TestApp, free_port, steps};
 
 /// Milliseconds of a lease in the tests that wait for one to run out.
 const SHORT_LEASE_MS: u64 = 600;
@@ -364,6 +364,53 @@ async fn a_monitoring_agents_failed_probe_makes_the_platform_redeploy_a_pool_ser
     let report = "mutation($s: ID!) { reportInstances(input: { serviceId: $s, instances: [{ name: \"web-1\", status: ERROR }] }) { action } }";
     let body = call(&app, &agent, report, json!({ "s": local })).await;
     assert_eq!(code(&body), Some("CONFLICT"), "{body}");
+    worker.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_reference_worker_starts_new_instances_beside_the_serving_ones_and_scales() {
+    let app = TestApp::spawn().await;
+    let env = app.create_environment("production").await;
+    let token = app.worker_token("ci-worker").await;
+    let port = free_port();
+    let svc = app
+        .create_service(
+            &env,
+            json!({ "name": "web", "kind": "APPLICATION", "executor": "ci", "startCommand": HTTP_SERVER,
+                    "port": port, "healthCheck": { "graceMs": 300 }, "stopGraceMs": 200 }),
+        )
+        .await;
+    let worker = ReferenceWorker::start(&app, &token, "ref-1");
+    let body = |port: u16| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/")).await.ok()?.text().await.ok()
+    };
+    for commit in ["c1", "c2"] {
+        let op = app.deploy(&svc, commit).await;
+        assert_eq!(app.wait_final(&op).await["status"], "DEPLOYMENT_OK", "{commit}");
+    }
+    // c2 started beside c1 (on the next port) before c1 stopped.
+    assert_eq!(body(port + 1).await.as_deref(), Some("c2"));
+    assert_eq!(body(port).await, None, "the old instance is stopped");
+    let scale = |n: u32| {
+        let svc = svc.clone();
+        let app = &app;
+        async move {
+            let data = app
+                .gql(
+                    "mutation($s: ID!, $n: Int!) { scale(input: { serviceId: $s, instances: $n }) { id } }",
+                    json!({ "s": svc, "n": n }),
+                )
+                .await;
+            app.wait_final(data["scale"]["id"].as_str().unwrap()).await
+        }
+    };
+    assert_eq!(scale(2).await["status"], "DEPLOYMENT_OK");
+    assert_eq!(body(port).await.as_deref(), Some("c2"), "the second instance took the free port");
+    assert_eq!(body(port + 1).await.as_deref(), Some("c2"));
+    assert_eq!(scale(1).await["status"], "DEPLOYMENT_OK");
+    let serving = [body(port).await, body(port + 1).await].into_iter().flatten().count();
+    assert_eq!(serving, 1, "scaling down stops only the instances beyond the target");
     worker.stop().await;
     app.stop().await;
 }
