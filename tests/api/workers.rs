@@ -414,3 +414,45 @@ async fn the_reference_worker_starts_new_instances_beside_the_serving_ones_and_s
     worker.stop().await;
     app.stop().await;
 }
+
+/// A worker process that claims one operation of pool `ci` as `id`, prints
+/// its lease id, then hangs before its first step.
+const CLAIM_AND_HANG: &str = r#"
+import json, sys, time, urllib.request
+url, token, worker = sys.argv[1:4]
+query = 'mutation($w: String!) { claimOperation(input: { pool: "ci", workerId: $w }) { id } }'
+request = urllib.request.Request(url, method="POST", headers={"content-type": "application/json", "authorization": "Bearer " + token},
+    data=json.dumps({"query": query, "variables": {"w": worker}}).encode())
+print(json.loads(urllib.request.urlopen(request).read())["data"]["claimOperation"]["id"], flush=True)
+time.sleep(600)
+"#;
+
+#[tokio::test]
+async fn a_worker_process_killed_before_its_first_step_leaves_its_operation_to_another_worker() {
+    use tokio::io::AsyncBufReadExt;
+    let (app, _env, token, svc) = pool(SHORT_LEASE_MS, "echo building $COMMIT").await;
+    let op = app.deploy(&svc, "c1").await;
+    let mut doomed = tokio::process::Command::new("python3")
+        .args(["-c", CLAIM_AND_HANG, &format!("{}/graphql", app.address), &token, "doomed-1"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = tokio::io::BufReader::new(doomed.stdout.take().unwrap()).lines();
+    let lease = lines.next_line().await.unwrap().expect("the lease it claimed");
+    assert!(lease.starts_with(&format!("lease_{}_", op.trim_start_matches("op_"))), "{lease}");
+    doomed.kill().await.unwrap();
+
+    let worker = ReferenceWorker::start(&app, &token, "ref-2");
+    let done = app.wait_final(&op).await;
+    assert_eq!(done["status"], "DEPLOYMENT_OK", "{done:#}");
+    let lines = app.log_lines(&op).await;
+    let at = |text: &str| {
+        lines.iter().position(|l| l.contains(text)).unwrap_or_else(|| panic!("{text}: {lines:#?}"))
+    };
+    assert!(at("claimed by worker `doomed-1`") < at("worker `doomed-1` was lost before its first step"));
+    assert!(at("worker `doomed-1` was lost before its first step") < at("claimed by worker `ref-2`"));
+    assert!(lines.iter().all(|l| !l.contains("started [worker `doomed-1`]")), "{lines:#?}");
+    worker.stop().await;
+    app.stop().await;
+}
