@@ -280,12 +280,18 @@ impl Server {
             let mut still = Vec::new();
             for op in pending {
                 let data = self
-                    .gql("query($id: ID!) { operation(id: $id) { status } }", json!({ "id": op }))
+                    .gql(
+                        "query($id: ID!) { operation(id: $id) { status steps { name status message } } }",
+                        json!({ "id": op }),
+                    )
                     .await?;
                 match data["operation"]["status"].as_str().unwrap_or_default() {
                     "DEPLOYMENT_OK" => {}
                     "QUEUED" | "BUILDING" | "DEPLOYING" | "CANCELLING" => still.push(op),
-                    other => bail!("{}: deploy {op} ended {other}", self.name),
+                    // The steps say which one failed and why.
+                    other => {
+                        bail!("{}: deploy {op} ended {other}: {}", self.name, data["operation"]["steps"])
+                    }
                 }
             }
             pending = still;
