@@ -140,6 +140,24 @@ fn leased(r: Reader<'_>, org: OrganizationId, id: LeaseId, now: Millis) -> Resul
     Ok(op)
 }
 
+/// `INVALID_TRANSITION` once the operation is final: nothing is left for
+/// its worker to report.
+fn unfinished(op: &Operation) -> Result<()> {
+    if op.status.is_final() {
+        return Err(DomainError::InvalidTransition(format!(
+            "operation {} is already final ({})",
+            op.id,
+            op.status.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The id of the worker that holds (or held) `op`'s lease.
+fn holder(op: &Operation) -> String {
+    op.lease.as_ref().map(|l| l.worker_id.clone()).unwrap_or_default()
+}
+
 /// Extends the lease by `lease_ms` from `now`. A final operation (it was
 /// cancelled while queued) is returned as it is: the worker reads that it
 /// has nothing left to do.
@@ -168,18 +186,12 @@ pub fn report_step(
 ) -> Result<Operation> {
     let now = call.now;
     let op = leased(tx.reader(), call.org, call.lease, now)?;
-    if op.status.is_final() {
-        return Err(DomainError::InvalidTransition(format!(
-            "operation {} is already final ({})",
-            op.id,
-            op.status.as_str()
-        )));
-    }
+    unfinished(&op)?;
     if !worker::step_report(&op, index, status)? {
         return Ok(op);
     }
     let kind = op.steps[index].kind;
-    let worker_id = op.lease.as_ref().map(|l| l.worker_id.clone()).unwrap_or_default();
+    let worker_id = holder(&op);
     let mut line = match (status, &message) {
         (StepStatus::RolledBack | StepStatus::RollbackFailed, Some(text)) => {
             format!("rollback of {}: {} ({text})", kind.title(), status.word())
@@ -227,17 +239,11 @@ pub fn complete(
         return Ok((op, false));
     }
     worker::held(&op, id, now)?;
-    if op.status.is_final() {
-        return Err(DomainError::InvalidTransition(format!(
-            "operation {} is already final ({})",
-            op.id,
-            op.status.as_str()
-        )));
-    }
+    unfinished(&op)?;
     let status = worker::final_status(&op, outcome)?;
     let interrupted =
         if status == OperationStatus::Cancelled { StepStatus::Cancelled } else { StepStatus::Failed };
-    let worker_id = op.lease.as_ref().map(|l| l.worker_id.clone()).unwrap_or_default();
+    let worker_id = holder(&op);
     let op = operations::update(tx, op.id, |op| {
         if op.started_at.is_none() {
             op.started_at = Some(now);

@@ -359,10 +359,21 @@ async fn a_monitoring_agents_failed_probe_makes_the_platform_redeploy_a_pool_ser
     );
     assert!(lines.iter().any(|l| l.contains("claimed by worker `ref-1`")), "{lines:#?}");
 
-    // An instance in ERROR counts the same; a local service is not theirs.
+    // An instance reported in ERROR counts as UNREACHABLE; instances all
+    // RUNNING are nothing to act on; a local service is not theirs.
+    let other =
+        app.create_service(&env, json!({ "name": "api2", "kind": "APPLICATION", "executor": "ci" })).await;
+    let report = "mutation($s: ID!, $st: ReportedInstanceStatus!) { reportInstances(input: { serviceId: $s, instances: [{ name: \"web-1\", status: RUNNING }, { name: \"web-2\", status: $st }] }) { action reason } }";
+    let body = call(&app, &agent, report, json!({ "s": other, "st": "RUNNING" })).await;
+    assert_eq!(body["data"]["reportInstances"], json!({ "action": "NONE", "reason": null }), "{body}");
+    let body = call(&app, &agent, report, json!({ "s": other, "st": "ERROR" })).await;
+    assert_eq!(
+        body["data"]["reportInstances"],
+        json!({ "action": "REDEPLOY_QUEUED", "reason": "UNREACHABLE" }),
+        "{body}"
+    );
     let local = app.create_service(&env, json!({ "name": "local", "kind": "APPLICATION" })).await;
-    let report = "mutation($s: ID!) { reportInstances(input: { serviceId: $s, instances: [{ name: \"web-1\", status: ERROR }] }) { action } }";
-    let body = call(&app, &agent, report, json!({ "s": local })).await;
+    let body = call(&app, &agent, report, json!({ "s": local, "st": "ERROR" })).await;
     assert_eq!(code(&body), Some("CONFLICT"), "{body}");
     worker.stop().await;
     app.stop().await;
